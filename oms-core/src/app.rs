@@ -1,0 +1,194 @@
+//! Assembling an OMS from a [`Config`]: plugins, database, router.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), oms_core::OmsError> {
+//! use oms_core::{Oms, config::Config};
+//!
+//! let oms = Oms::builder().config(Config::default()).build().await?;
+//! // Mount the OMS under /oms next to the host's own routes:
+//! let app = salvo::Router::new().push(salvo::Router::with_path("oms").push(oms.router()));
+//! # let _ = app;
+//! oms.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use crate::audit::AuditSink;
+use crate::config::{Config, ConfigError};
+use crate::domain::OrderService;
+use crate::db::{Database, PoolError, StatementObserver, migration, scope};
+use crate::metrics::MetricsRecorder;
+use crate::plugin::{self, PluginError, PoolContext, PoolPlugin, RecorderPlugin, SinkContext, SinkPlugin};
+
+/// Why an OMS could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OmsError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A selected plugin is unknown or failed to start.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Plugin(Vec<PluginError>),
+    /// The database could not be reached.
+    #[error("database: {0}")]
+    Database(#[from] PoolError),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(sea_orm::DbErr),
+}
+
+impl From<PluginError> for OmsError {
+    fn from(err: PluginError) -> Self {
+        OmsError::Plugin(vec![err])
+    }
+}
+
+/// Everything a request needs, shared by all requests.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The database handle.
+    pub db: Database,
+    /// The order domain service.
+    pub orders: OrderService,
+    /// The metrics recorder.
+    pub recorder: Arc<dyn MetricsRecorder>,
+    /// The audit sinks.
+    pub sinks: Vec<Arc<dyn AuditSink>>,
+    /// When this process started serving.
+    pub started: Instant,
+    /// Requests handled so far.
+    pub requests: AtomicU64,
+}
+
+/// Builds an [`Oms`]; see the module example.
+#[derive(Debug, Default)]
+pub struct OmsBuilder {
+    config: Option<Config>,
+}
+
+impl OmsBuilder {
+    /// Uses `config` (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Validates the config, starts the selected plugins, connects and
+    /// migrates the database.
+    ///
+    /// # Errors
+    /// See [`OmsError`].
+    pub async fn build(self) -> Result<Oms, OmsError> {
+        let config = self.config.unwrap_or_default();
+        config.validate()?;
+        plugin::check_selected(&config).map_err(OmsError::Plugin)?;
+
+        let recorder = (plugin::find::<RecorderPlugin>(&config.metrics.recorder)?.build)(&config)?;
+        let observer: StatementObserver = {
+            let recorder = recorder.clone();
+            Arc::new(move |elapsed: Duration, failed: bool| {
+                scope::record(elapsed);
+                recorder.record_statement(elapsed, failed);
+            })
+        };
+        let pool = (plugin::find::<PoolPlugin>(&config.database.pool)?.build)(PoolContext {
+            config: &config,
+            url: config.database.effective_url(&config.base_dir),
+            observer,
+        })
+        .await?;
+        let db = Database::new(pool, config.orders.max_attempts);
+        if config.database.migrate_on_start {
+            let conn = db.acquire().await?;
+            migration::migrate(&conn).await.map_err(OmsError::Migration)?;
+        }
+
+        let mut sinks = Vec::new();
+        let ctx = SinkContext {
+            config: &config,
+            database: db.clone(),
+        };
+        for name in config.audit.sink_names() {
+            sinks.push((plugin::find::<SinkPlugin>(&name)?.build)(&ctx).await?);
+        }
+
+        Ok(Oms {
+            state: Arc::new(AppState {
+                orders: OrderService::new(db.clone(), &config.orders),
+                config: Arc::new(config),
+                db,
+                recorder,
+                sinks,
+                started: Instant::now(),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// A running OMS: its state and the router to serve it.
+#[derive(Clone)]
+pub struct Oms {
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Oms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oms").field("db", &self.state.db).finish_non_exhaustive()
+    }
+}
+
+impl Oms {
+    /// Starts building an OMS.
+    pub fn builder() -> OmsBuilder {
+        OmsBuilder::default()
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// The database handle.
+    pub fn database(&self) -> &Database {
+        &self.state.db
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The OMS routes, to mount in a host router under any prefix. Wrap
+    /// them with [`Oms::telemetry`] to get the per-request headers.
+    pub fn router(&self) -> salvo::Router {
+        crate::http::router(self.state.clone())
+    }
+
+    /// The telemetry hoop (request id, timing headers, metrics, problem
+    /// bodies for bare error statuses).
+    pub fn telemetry(&self) -> crate::http::Telemetry {
+        crate::http::Telemetry::new(self.state.clone())
+    }
+
+    /// A complete salvo service serving the OMS at the root.
+    pub fn service(&self) -> salvo::Service {
+        crate::http::service(self.state.clone())
+    }
+
+    /// Flushes every audit sink and closes the pool. Call after the server
+    /// has stopped accepting and drained its requests.
+    pub async fn shutdown(&self) {
+        for sink in &self.state.sinks {
+            if let Err(err) = sink.flush().await {
+                tracing::error!(sink = sink.name(), %err, "audit flush failed at shutdown");
+            }
+        }
+        self.state.db.pool().close().await;
+    }
+}

@@ -1,0 +1,20 @@
+//! Database access: the [`ConnectionPool`] plugin trait, the [`Database`]
+//! handle the domain uses, per-request statement accounting and migrations.
+//!
+//! Every statement the domain runs goes through a connection leased from
+//! the configured pool. The pool plugin reports each statement to a
+//! [`StatementObserver`], which adds it to the current request's
+//! [`DbCounters`] (see [`scope`]) and to the metrics recorder, so the domain
+//! code never times itself.
+
+mod database;
+mod error;
+pub mod migration;
+mod pool;
+pub mod scope;
+
+pub use database::{Database, IsTransient};
+pub use error::{DbError, PoolError};
+pub use pool::{ConnectionPool, Lease, PoolStats, PooledConnection, StatementObserver};
+pub use scope::DbCounters;
+pub use sea_orm::{DatabaseBackend, DatabaseConnection, Statement};

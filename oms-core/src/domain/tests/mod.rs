@@ -1,0 +1,11 @@
+//! Domain tests against a real SQLite file and, when `OMS_TEST_POSTGRES_URL`
+//! is set, a fresh PostgreSQL database per test.
+
+mod support;
+
+mod concurrency;
+mod idempotency;
+mod orders;
+mod products;
+mod proptests;
+mod validation;

@@ -1,0 +1,4 @@
+//! Audit-sink plugins.
+
+pub mod null;
+pub mod stdout;

@@ -1,0 +1,150 @@
+//! Shared fixtures for the HTTP integration tests: a real server on a
+//! loopback port, on SQLite (always) and PostgreSQL (when
+//! `OMS_TEST_POSTGRES_URL` is set).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod api;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use oms::core::Oms;
+use oms::core::config::Config;
+use salvo::conn::{Acceptor, TcpListener};
+use salvo::server::ServerHandle;
+use salvo::{Listener, Server};
+use sea_orm::ConnectionTrait;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends to run on: SQLite always, PostgreSQL when configured.
+/// Says plainly when PostgreSQL is skipped.
+pub fn backends(test: &str) -> Vec<Backend> {
+    if std::env::var("OMS_TEST_POSTGRES_URL").is_ok() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("SKIPPED (PostgreSQL): {test}: OMS_TEST_POSTGRES_URL is not set");
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A database made for one test and removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("oms.db").display());
+                TestDb { url, _dir: Some(dir), pg: None }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("OMS_TEST_POSTGRES_URL").expect("OMS_TEST_POSTGRES_URL");
+                let name = format!("oms_t_{}", uuid::Uuid::now_v7().simple());
+                let conn = sea_orm::Database::connect(&admin).await.expect("connect admin");
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL test database (SQLite's tempdir goes by itself).
+    pub async fn drop_db(&self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(conn) = sea_orm::Database::connect(admin).await
+        {
+            let _ = conn
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            conn.close().await.ok();
+        }
+    }
+}
+
+/// A config for tests: the given database, a small pool, quiet audit.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.database.url = Some(db.url.clone());
+    config.database.min_connections = 1;
+    config.database.max_connections = 8;
+    config.server.workers = 2;
+    config
+}
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestServer {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub oms: Oms,
+    pub db: TestDb,
+    handle: ServerHandle,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        let oms = Oms::builder().config(config).build().await.expect("build oms");
+        let acceptor = TcpListener::new("127.0.0.1:0").bind().await;
+        let addr = acceptor
+            .holdings()
+            .first()
+            .and_then(|h| h.local_addr.clone().into_std())
+            .expect("bound address");
+        let server = Server::new(acceptor);
+        let handle = server.handle();
+        let service = oms.service();
+        let join = tokio::spawn(async move { server.serve(service).await });
+        TestServer {
+            base: format!("http://{addr}"),
+            addr,
+            oms,
+            db,
+            handle,
+            join,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Graceful stop: drain, flush plugins, drop the test database.
+    pub async fn stop(self) {
+        self.handle.stop_graceful(Some(Duration::from_secs(5)));
+        let _ = self.join.await;
+        self.oms.shutdown().await;
+        self.db.drop_db().await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
