@@ -13,14 +13,15 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::{Duration, Instant};
 
-use crate::audit::AuditSink;
+use crate::audit::{AuditPipeline, AuditSink, AuditStats};
+use crate::cache::{CacheStats, ReadCache};
 use crate::config::{Config, ConfigError};
 use crate::domain::OrderService;
 use crate::db::{Database, PoolError, StatementObserver, migration, scope};
-use crate::metrics::MetricsRecorder;
+use crate::metrics::{MetricsRecorder, SlowLog, SystemMonitor};
 use crate::plugin::{self, PluginError, PoolContext, PoolPlugin, RecorderPlugin, SinkContext, SinkPlugin};
 
 /// Why an OMS could not be built.
@@ -36,6 +37,9 @@ pub enum OmsError {
     /// The database could not be reached.
     #[error("database: {0}")]
     Database(#[from] PoolError),
+    /// The audit pipeline could not start (spill directory unusable).
+    #[error("audit pipeline: {0}")]
+    Audit(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(sea_orm::DbErr),
@@ -55,14 +59,34 @@ pub struct AppState {
     pub db: Database,
     /// The order domain service.
     pub orders: OrderService,
+    /// The read cache.
+    pub cache: ReadCache,
     /// The metrics recorder.
     pub recorder: Arc<dyn MetricsRecorder>,
-    /// The audit sinks.
-    pub sinks: Vec<Arc<dyn AuditSink>>,
+    /// The audit pipeline feeding the configured sinks.
+    pub audit: AuditPipeline,
     /// When this process started serving.
     pub started: Instant,
     /// Requests handled so far.
     pub requests: AtomicU64,
+    /// Requests being handled now.
+    pub in_flight: AtomicI64,
+    /// The latest slow requests.
+    pub slow: SlowLog,
+    /// Host and process resources.
+    pub system: Arc<SystemMonitor>,
+}
+
+impl AppState {
+    /// The read cache's counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// The audit pipeline's counters.
+    pub fn audit_stats(&self) -> AuditStats {
+        self.audit.stats()
+    }
 }
 
 /// Builds an [`Oms`]; see the module example.
@@ -108,7 +132,7 @@ impl OmsBuilder {
             migration::migrate(&conn).await.map_err(OmsError::Migration)?;
         }
 
-        let mut sinks = Vec::new();
+        let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
         let ctx = SinkContext {
             config: &config,
             database: db.clone(),
@@ -117,15 +141,24 @@ impl OmsBuilder {
             sinks.push((plugin::find::<SinkPlugin>(&name)?.build)(&ctx).await?);
         }
 
+        let spill_dir = config.audit.effective_spill_dir(&config.base_dir);
+        let audit = AuditPipeline::start(&config.audit, sinks, spill_dir)
+            .await
+            .map_err(|e| OmsError::Audit(e.to_string()))?;
+
         Ok(Oms {
             state: Arc::new(AppState {
                 orders: OrderService::new(db.clone(), &config.orders),
+                cache: ReadCache::new(&config.cache),
+                slow: SlowLog::new(config.metrics.slow_request_log_size),
                 config: Arc::new(config),
                 db,
                 recorder,
-                sinks,
+                audit,
                 started: Instant::now(),
                 requests: AtomicU64::new(0),
+                in_flight: AtomicI64::new(0),
+                system: SystemMonitor::start(Duration::from_secs(1)),
             }),
         })
     }
@@ -178,17 +211,26 @@ impl Oms {
 
     /// A complete salvo service serving the OMS at the root.
     pub fn service(&self) -> salvo::Service {
-        crate::http::service(self.state.clone())
+        crate::http::service(self.state.clone(), None)
     }
 
-    /// Flushes every audit sink and closes the pool. Call after the server
-    /// has stopped accepting and drained its requests.
+    /// A complete service with `extra` routes next to the OMS's, under
+    /// the same service-wide hoops (telemetry, compression, limits).
+    pub fn service_with(&self, extra: salvo::Router) -> salvo::Service {
+        crate::http::service(self.state.clone(), Some(extra))
+    }
+
+    /// The resource-limits hoop (concurrency cap, request deadline), for a
+    /// host that mounts [`Oms::router`] itself.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits::new(&self.state.config.server)
+    }
+
+    /// Drains the audit queue into every sink, flushes them, and closes
+    /// the pool. Call after the server has stopped accepting and drained
+    /// its requests.
     pub async fn shutdown(&self) {
-        for sink in &self.state.sinks {
-            if let Err(err) = sink.flush().await {
-                tracing::error!(sink = sink.name(), %err, "audit flush failed at shutdown");
-            }
-        }
+        self.state.audit.shutdown().await;
         self.state.db.pool().close().await;
     }
 }

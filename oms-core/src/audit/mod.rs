@@ -1,8 +1,19 @@
-//! Audit: the [`AuditEvent`] recorded for every request and the
-//! [`AuditSink`] plugin trait that stores events.
+//! Audit: the [`AuditEvent`] recorded for every request, the
+//! [`AuditSink`] plugin trait that stores events, the [`AuditPipeline`]
+//! that carries events from the request path to the sinks, and the
+//! [`query`] side of the `audit_events` table.
 
 mod event;
+mod example;
+mod pipeline;
+pub mod query;
 mod sink;
+mod spill;
+mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use event::AuditEvent;
+pub use pipeline::{AuditPipeline, AuditStartError, PipelineOptions};
 pub use sink::{AuditError, AuditSink};
+pub use stats::{AuditStats, SinkStats};

@@ -347,6 +347,18 @@ pub struct RateLimitConfig {
     pub requests_per_second: u32,
     /// Requests a caller may make at once above the rate. Default 200.
     pub burst: u32,
+    /// Per-caller budgets by token name: `[rate_limit.overrides.ops]`.
+    pub overrides: std::collections::BTreeMap<String, RateLimitOverride>,
+}
+
+/// A caller's own budget.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOverride {
+    /// Sustained requests per second.
+    pub requests_per_second: u32,
+    /// Burst above the rate.
+    pub burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -355,6 +367,7 @@ impl Default for RateLimitConfig {
             enabled: false,
             requests_per_second: 100,
             burst: 200,
+            overrides: std::collections::BTreeMap::new(),
         }
     }
 }

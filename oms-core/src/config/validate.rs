@@ -128,6 +128,10 @@ impl Config {
         if r.enabled {
             v.at_least("rate_limit.requests_per_second", u64::from(r.requests_per_second), 1);
             v.at_least("rate_limit.burst", u64::from(r.burst), 1);
+            for (name, o) in &r.overrides {
+                v.at_least(&format!("rate_limit.overrides.{name}.requests_per_second"), u64::from(o.requests_per_second), 1);
+                v.at_least(&format!("rate_limit.overrides.{name}.burst"), u64::from(o.burst), 1);
+            }
         }
 
         let auth = &self.auth;

@@ -59,7 +59,7 @@ impl fmt::Debug for PooledConnection {
 }
 
 /// A point-in-time view of a pool.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct PoolStats {
     /// Connections open (idle or in use).
     pub size: u32,
@@ -77,6 +77,8 @@ pub struct PoolStats {
     pub timeouts: u64,
     /// Leases handed out since start.
     pub acquired: u64,
+    /// 99th percentile of the time callers waited for a lease, ms.
+    pub acquire_p99_ms: f64,
 }
 
 /// A pool of database connections: the storage plugin.

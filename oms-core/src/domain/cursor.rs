@@ -114,13 +114,16 @@ impl Cursor {
 }
 
 fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
-    let digest = Sha256::new_with_prefix(b"oms-cursor").chain_update(body).finalize();
+    let digest = Sha256::new_with_prefix(b"oms-cursor")
+        .chain_update(body)
+        .finalize();
     let mut out = [0u8; CHECK_LEN];
     out.copy_from_slice(&digest[..CHECK_LEN]);
     out
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -16,9 +16,9 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::DomainError;
 use super::sql;
 use super::time::now_ms;
-use super::DomainError;
 
 /// How long a claim without an outcome blocks its key (409
 /// `idempotency_in_progress`) before another request may take it over.
@@ -51,16 +51,17 @@ impl IdempotentOutcome {
     /// HTTP status of the response.
     pub fn status(&self) -> u16 {
         match self {
-            IdempotentOutcome::Fresh { status, .. } | IdempotentOutcome::Replayed { status, .. } => {
-                *status
-            }
+            IdempotentOutcome::Fresh { status, .. }
+            | IdempotentOutcome::Replayed { status, .. } => *status,
         }
     }
 
     /// Response body.
     pub fn body(&self) -> &str {
         match self {
-            IdempotentOutcome::Fresh { body, .. } | IdempotentOutcome::Replayed { body, .. } => body,
+            IdempotentOutcome::Fresh { body, .. } | IdempotentOutcome::Replayed { body, .. } => {
+                body
+            }
         }
     }
 
@@ -167,7 +168,18 @@ pub(crate) async fn claim<C: ConnectionTrait>(
 
         if expires_at <= now {
             // Expired: replace it, whatever it held.
-            if take_over(conn, scope, key, hash, &old_claim, &claim_id, now, now + ttl_ms.max(0)).await? {
+            if take_over(
+                conn,
+                scope,
+                key,
+                hash,
+                &old_claim,
+                &claim_id,
+                now,
+                now + ttl_ms.max(0),
+            )
+            .await?
+            {
                 return Ok(Claim::Claimed { claim_id });
             }
             continue;
@@ -185,7 +197,11 @@ pub(crate) async fn claim<C: ConnectionTrait>(
             return Err(DomainError::IdempotencyInProgress);
         }
         // A claim without an outcome past its lease: its process died.
-        if take_over(conn, scope, key, hash, &old_claim, &claim_id, now, expires_at).await? {
+        if take_over(
+            conn, scope, key, hash, &old_claim, &claim_id, now, expires_at,
+        )
+        .await?
+        {
             return Ok(Claim::Claimed { claim_id });
         }
     }
@@ -268,12 +284,21 @@ pub(crate) async fn release<C: ConnectionTrait>(
 }
 
 /// Deletes every key that expired before `now`; returns how many.
-pub(crate) async fn purge_expired<C: ConnectionTrait>(conn: &C, now: i64) -> Result<u64, DomainError> {
+pub(crate) async fn purge_expired<C: ConnectionTrait>(
+    conn: &C,
+    now: i64,
+) -> Result<u64, DomainError> {
     let values: Vec<Value> = vec![now.into()];
-    sql::exec(conn, "DELETE FROM idempotency_keys WHERE expires_at <= ?", values).await
+    sql::exec(
+        conn,
+        "DELETE FROM idempotency_keys WHERE expires_at <= ?",
+        values,
+    )
+    .await
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

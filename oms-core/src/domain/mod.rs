@@ -28,11 +28,14 @@ pub mod time;
 pub mod validate;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use error::{DomainError, FieldError};
 pub use idempotency::{IdempotentOutcome, request_hash};
-pub use order::{NewOrder, NewOrderItem, Order, OrderEvent, OrderFilter, OrderItem, TransitionBody};
+pub use order::{
+    NewOrder, NewOrderItem, Order, OrderEvent, OrderFilter, OrderItem, TransitionBody,
+};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 pub use product::{NewProduct, Product, ProductPatch, StockMove};
 pub use service::OrderService;

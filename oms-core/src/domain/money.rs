@@ -25,6 +25,9 @@ pub fn order_total(line_totals: impl IntoIterator<Item = i64>) -> Result<i64, Do
         .into_iter()
         .try_fold(0i64, i64::checked_add)
         .ok_or_else(|| {
-            DomainError::field("items", "order total exceeds the largest representable amount")
+            DomainError::field(
+                "items",
+                "order total exceeds the largest representable amount",
+            )
         })
 }

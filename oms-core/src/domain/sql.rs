@@ -2,15 +2,15 @@
 //! and row decoding.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
+use super::DomainError;
 use super::order::{Order, OrderEvent, OrderItem};
 use super::product::Product;
 use super::time::from_ms;
-use super::DomainError;
 
 /// Builds a statement from SQL written with `?` placeholders, renumbered
 /// to `$1, $2, ...` for PostgreSQL. The SQL must not contain `?` anywhere
@@ -85,7 +85,10 @@ pub(crate) async fn exec<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<u64, DomainError> {
     let backend = conn.get_database_backend();
-    Ok(conn.execute_raw(stmt(backend, sql, values)).await?.rows_affected())
+    Ok(conn
+        .execute_raw(stmt(backend, sql, values))
+        .await?
+        .rows_affected())
 }
 
 /// The product columns, in the order [`product`] reads them.
@@ -97,8 +100,7 @@ pub(crate) const ORDER_COLS: &str =
     "id, customer_id, status, currency, total_minor, note, version, created_at, updated_at";
 
 /// The item columns, in the order [`item`] reads them.
-pub(crate) const ITEM_COLS: &str =
-    "order_id, sku, quantity, unit_price_minor, line_total_minor";
+pub(crate) const ITEM_COLS: &str = "order_id, sku, quantity, unit_price_minor, line_total_minor";
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, col: &str) -> Result<T, DbErr> {
     row.try_get::<T>("", col)
@@ -176,6 +178,7 @@ pub(crate) fn actor(actor: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

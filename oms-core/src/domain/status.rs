@@ -94,7 +94,12 @@ impl OrderStatus {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 4] = [Action::Confirm, Action::Ship, Action::Deliver, Action::Cancel];
+    pub const ALL: [Action; 4] = [
+        Action::Confirm,
+        Action::Ship,
+        Action::Deliver,
+        Action::Cancel,
+    ];
 
     /// The lower-case name used in URLs (`/v1/orders/{id}/confirm`).
     pub fn as_str(self) -> &'static str {
@@ -176,18 +181,32 @@ macro_rules! name_impls {
     };
 }
 
-name_impls!(OrderStatus, [
-    OrderStatus::Pending,
-    OrderStatus::Confirmed,
-    OrderStatus::Shipped,
-    OrderStatus::Delivered,
-    OrderStatus::Cancelled,
-]);
-name_impls!(Action, [Action::Confirm, Action::Ship, Action::Deliver, Action::Cancel]);
-name_impls!(EventType, [
-    EventType::Created,
-    EventType::Confirmed,
-    EventType::Shipped,
-    EventType::Delivered,
-    EventType::Cancelled,
-]);
+name_impls!(
+    OrderStatus,
+    [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ]
+);
+name_impls!(
+    Action,
+    [
+        Action::Confirm,
+        Action::Ship,
+        Action::Deliver,
+        Action::Cancel
+    ]
+);
+name_impls!(
+    EventType,
+    [
+        EventType::Created,
+        EventType::Confirmed,
+        EventType::Shipped,
+        EventType::Delivered,
+        EventType::Cancelled,
+    ]
+);

@@ -42,13 +42,19 @@ impl Checker {
 
     pub(crate) fn sku(&mut self, field: impl Into<String>, sku: &str) {
         if !is_valid_sku(sku) {
-            self.push(field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+            self.push(
+                field,
+                "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+            );
         }
     }
 
     pub(crate) fn currency(&mut self, field: &str, currency: &str) {
         if !is_valid_currency(currency) {
-            self.push(field, "must be three upper-case letters (ISO 4217), e.g. EUR");
+            self.push(
+                field,
+                "must be three upper-case letters (ISO 4217), e.g. EUR",
+            );
         }
     }
 

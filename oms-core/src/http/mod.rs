@@ -5,19 +5,27 @@
 //! [`ApiError`] on failure, which is turned into RFC 9457 problem+json in
 //! one place ([`problem`]).
 
-mod handlers;
+mod auth;
+mod limits;
+mod ops;
 mod orders;
+mod rate_limit;
 mod products;
 mod request;
 pub mod problem;
 mod telemetry;
 
 pub use problem::ApiError;
+pub use limits::Limits;
 pub use telemetry::{RequestId, Telemetry};
 
 use std::sync::Arc;
 
 use salvo::catcher::Catcher;
+use salvo::compression::{Compression, CompressionLevel};
+
+use self::auth::{Access, Auth};
+use self::rate_limit::RateLimit;
 use salvo::prelude::*;
 
 use crate::app::AppState;
@@ -32,12 +40,18 @@ impl Handler for InjectState {
     }
 }
 
-/// The OMS routes with their state, without the service-wide telemetry
-/// hoop (see [`service`]). Mount it anywhere in a host router.
+/// The OMS routes with their state, auth and rate limits, without the
+/// service-wide hoops (see [`service`]). Mount it anywhere in a host router.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .hoop(InjectState(state))
-        .push(Router::with_path("health").get(handlers::health))
+    let config = state.config.clone();
+    let guarded = |access: Access| {
+        let router = Router::new().hoop(Auth::new(&config.auth, access));
+        match RateLimit::new(&config.rate_limit) {
+            Some(limiter) => router.hoop(limiter),
+            None => router,
+        }
+    };
+    let resources = guarded(Access::Resource)
         .push(
             Router::with_path("v1/products")
                 .get(products::list)
@@ -62,16 +76,53 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                         .push(Router::with_path("deliver").post(orders::deliver))
                         .push(Router::with_path("cancel").post(orders::cancel)),
                 ),
-        )
+        );
+    let admin = guarded(Access::Admin)
+        .push(Router::with_path("debug/performance").get(ops::performance))
+        .push(Router::with_path("metrics").get(ops::metrics));
+    Router::new()
+        .hoop(InjectState(state))
+        .push(Router::with_path("health").get(ops::health))
+        .push(resources)
+        .push(admin)
 }
 
-/// A complete service: the router at the root, wrapped by the telemetry
-/// hoop (headers, metrics, problem bodies for 404/405).
-pub(crate) fn service(state: Arc<AppState>) -> Service {
+/// A complete service: the router (plus `extra` routes, e.g. a host's or a
+/// test's) at the root, wrapped by the service-wide hoops: telemetry
+/// (headers, metrics, audit, problem bodies for 404/405), compression and
+/// resource limits.
+pub(crate) fn service(state: Arc<AppState>, extra: Option<Router>) -> Service {
     let telemetry = Telemetry::new(state.clone());
-    Service::new(router(state))
-        .hoop(telemetry)
-        .catcher(Catcher::new(problem::CatchAll))
+    let limits = Limits::new(&state.config.server);
+    let compression = compression(&state.config.compression);
+    let mut root = Router::new().push(router(state));
+    if let Some(extra) = extra {
+        root = root.push(extra);
+    }
+    let mut service = Service::new(root).hoop(telemetry);
+    if let Some(compression) = compression {
+        service = service.hoop(compression);
+    }
+    service.hoop(limits).catcher(Catcher::new(problem::CatchAll))
+}
+
+fn compression(config: &crate::config::CompressionConfig) -> Option<Compression> {
+    use crate::config::CompressionAlgorithm as A;
+    if !config.enabled {
+        return None;
+    }
+    let mut compression = Compression::new().disable_all().min_length(config.min_bytes);
+    for algorithm in &config.algorithms {
+        compression = match algorithm {
+            A::Zstd => compression.enable_zstd(CompressionLevel::Default),
+            A::Br => compression.enable_brotli(CompressionLevel::Precise(4)),
+            A::Gzip => compression.enable_gzip(CompressionLevel::Default),
+        };
+    }
+    let json: salvo::http::mime::Mime = "application/problem+json"
+        .parse()
+        .unwrap_or(salvo::http::mime::APPLICATION_JSON);
+    Some(compression.content_types(&[salvo::http::mime::APPLICATION_JSON, json, salvo::http::mime::TEXT_PLAIN]))
 }
 
 /// The caller's token name, set by the auth hoop; `anonymous` otherwise.
@@ -112,14 +163,20 @@ fn set_etag(res: &mut Response, version: i64) {
     }
 }
 
-/// 304 when `If-None-Match` matches `version`, else 200 with the body.
-pub(crate) fn render_conditional<T: serde::Serialize>(req: &Request, res: &mut Response, value: &T, version: i64) {
-    if request::if_none_match(req, version) {
-        set_etag(res, version);
+/// Answers from a serialised representation: 304 when `If-None-Match`
+/// matches, else 200 with the body and `ETag`.
+pub(crate) fn render_cached(req: &Request, res: &mut Response, cached: &crate::cache::Cached) {
+    set_etag(res, cached.version);
+    if request::if_none_match(req, cached.version) {
         res.status_code(StatusCode::NOT_MODIFIED);
-    } else {
-        render_versioned(res, StatusCode::OK, value, version);
+        return;
     }
+    res.status_code(StatusCode::OK);
+    res.headers_mut().insert(
+        salvo::http::header::CONTENT_TYPE,
+        salvo::http::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res.body(cached.body.clone());
 }
 
 /// Writes a stored (idempotent) response: its status and exact body.

@@ -5,6 +5,7 @@ use salvo::prelude::*;
 use uuid::Uuid;
 
 use super::request::{if_match, json_body, optional_json_body, page_params, query_str};
+use crate::cache::Cached;
 use super::{ApiError, RequestId, actor, render_json, render_versioned, state};
 use crate::domain::{
     Action, DomainError, IdempotentOutcome, NewOrder, Order, OrderFilter, OrderStatus,
@@ -50,6 +51,7 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
     let actor = actor(depot);
     let Some(key) = key else {
         let order = state.orders.create_order(&actor, input).await?;
+        state.cache.invalidate_products(order.items.iter().map(|i| &i.sku));
         res.add_header("location", format!("/v1/orders/{}", order.id), true)
             .map_err(ApiError::internal)?;
         render_versioned(res, StatusCode::CREATED, &order, order.version);
@@ -57,13 +59,17 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
     };
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
     let hash = request_hash(&value);
+    let skus: Vec<String> = input.items.iter().map(|i| i.sku.clone()).collect();
     let request_id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let outcome = state
         .orders
         .create_order_idempotent(&actor, &key, &hash, input, move |result| render_outcome(&request_id, result))
         .await?;
     let (status, body, replayed) = match outcome {
-        IdempotentOutcome::Fresh { status, body } => (status, body, false),
+        IdempotentOutcome::Fresh { status, body } => {
+            state.cache.invalidate_products(&skus);
+            (status, body, false)
+        }
         IdempotentOutcome::Replayed { status, body } => (status, body, true),
     };
     super::render_stored(res, status, body);
@@ -77,8 +83,19 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
 #[handler]
 pub(super) async fn get(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = state(depot)?;
-    let order = state.orders.get_order(order_id(req)?).await?;
-    super::render_conditional(req, res, &order, order.version);
+    let id = order_id(req)?;
+    let cached = match state.cache.order(&id) {
+        Some(hit) => hit,
+        None => {
+            let epoch = state.cache.epoch();
+            let order = state.orders.get_order(id).await?;
+            let body = serde_json::to_vec(&order).map_err(ApiError::internal)?;
+            let cached = std::sync::Arc::new(Cached::new(order.version, body));
+            state.cache.fill_order(id, epoch, Cached::clone(&cached));
+            cached
+        }
+    };
+    super::render_cached(req, res, &cached);
     Ok(())
 }
 
@@ -116,6 +133,8 @@ async fn transition(action: Action, req: &mut Request, depot: &mut Depot, res: &
         .orders
         .transition(id, action, &actor(depot), body.reason.as_deref(), expected)
         .await?;
+    state.cache.invalidate_order(&id);
+    state.cache.invalidate_products(order.items.iter().map(|i| &i.sku));
     render_versioned(res, StatusCode::OK, &order, order.version);
     Ok(())
 }

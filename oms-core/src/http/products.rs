@@ -4,6 +4,7 @@ use salvo::prelude::*;
 
 use super::request::{if_match, json_body, page_params};
 use super::{ApiError, render_versioned, render_json, state};
+use crate::cache::Cached;
 use crate::domain::{NewProduct, ProductPatch, StockMove};
 
 fn sku(req: &Request) -> String {
@@ -16,6 +17,7 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
     let state = state(depot)?;
     let (input, _) = json_body::<NewProduct>(req, state.config.server.max_body_bytes).await?;
     let product = state.orders.create_product(input).await?;
+    state.cache.invalidate_products([&product.sku]);
     res.add_header("location", format!("/v1/products/{}", product.sku), true)
         .map_err(ApiError::internal)?;
     render_versioned(res, StatusCode::CREATED, &product, product.version);
@@ -26,8 +28,19 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
 #[handler]
 pub(super) async fn get(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = state(depot)?;
-    let product = state.orders.get_product(&sku(req)).await?;
-    super::render_conditional(req, res, &product, product.version);
+    let sku = sku(req);
+    let cached = match state.cache.product(&sku) {
+        Some(hit) => hit,
+        None => {
+            let epoch = state.cache.epoch();
+            let product = state.orders.get_product(&sku).await?;
+            let body = serde_json::to_vec(&product).map_err(ApiError::internal)?;
+            let cached = std::sync::Arc::new(Cached::new(product.version, body));
+            state.cache.fill_product(&sku, epoch, Cached::clone(&cached));
+            cached
+        }
+    };
+    super::render_cached(req, res, &cached);
     Ok(())
 }
 
@@ -48,6 +61,7 @@ pub(super) async fn patch(req: &mut Request, depot: &mut Depot, res: &mut Respon
     let expected = if_match(req)?;
     let (input, _) = json_body::<ProductPatch>(req, state.config.server.max_body_bytes).await?;
     let product = state.orders.update_product(&sku(req), input, expected).await?;
+    state.cache.invalidate_products([&product.sku]);
     render_versioned(res, StatusCode::OK, &product, product.version);
     Ok(())
 }
@@ -59,6 +73,7 @@ pub(super) async fn stock(req: &mut Request, depot: &mut Depot, res: &mut Respon
     let expected = if_match(req)?;
     let (input, _) = json_body::<StockMove>(req, state.config.server.max_body_bytes).await?;
     let product = state.orders.move_stock(&sku(req), input.delta, expected).await?;
+    state.cache.invalidate_products([&product.sku]);
     render_versioned(res, StatusCode::OK, &product, product.version);
     Ok(())
 }

@@ -1,4 +1,9 @@
 //! Audit-sink plugins.
 
+pub mod database;
+pub mod jsonl;
 pub mod null;
 pub mod stdout;
+
+pub use database::DatabaseAuditSink;
+pub use jsonl::{JsonlAuditSink, JsonlSinkConfig};

@@ -7,7 +7,7 @@
 //!   and its cost.
 
 pub mod builtin;
-mod histogram;
+pub(crate) mod histogram;
 mod prometheus;
 mod series;
 

@@ -19,6 +19,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
 use tokio::sync::Semaphore;
 
+use crate::metrics::histogram::{LatencyHistogram, nanos_to_ms};
+
 /// The plugin name.
 pub const NAME: &str = "sea-orm";
 
@@ -37,6 +39,7 @@ pub struct SeaOrmPool {
     waiting: AtomicU32,
     timeouts: AtomicU64,
     acquired: AtomicU64,
+    acquire_wait: LatencyHistogram,
 }
 
 impl SeaOrmPool {
@@ -79,6 +82,7 @@ impl SeaOrmPool {
             waiting: AtomicU32::new(0),
             timeouts: AtomicU64::new(0),
             acquired: AtomicU64::new(0),
+            acquire_wait: LatencyHistogram::new(),
         })
     }
 
@@ -117,17 +121,25 @@ impl ConnectionPool for SeaOrmPool {
 
     async fn acquire(&self) -> Result<PooledConnection, PoolError> {
         let permit = match self.leases.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => {
+                self.acquire_wait.record_nanos(0);
+                permit
+            }
             Err(tokio::sync::TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _waiting = Waiting(&self.waiting);
+                let started = std::time::Instant::now();
                 match tokio::time::timeout(self.acquire_timeout, self.leases.clone().acquire_owned())
                     .await
                 {
-                    Ok(Ok(permit)) => permit,
+                    Ok(Ok(permit)) => {
+                        self.acquire_wait.record(started.elapsed());
+                        permit
+                    }
                     Ok(Err(_)) => return Err(PoolError::Closed),
                     Err(_) => {
+                        self.acquire_wait.record(started.elapsed());
                         self.timeouts.fetch_add(1, Ordering::Relaxed);
                         return Err(PoolError::Timeout(self.acquire_timeout));
                     }
@@ -149,6 +161,7 @@ impl ConnectionPool for SeaOrmPool {
             waiting: self.waiting.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
             acquired: self.acquired.load(Ordering::Relaxed),
+            acquire_p99_ms: nanos_to_ms(self.acquire_wait.counts().quantile_nanos(0.99)),
         }
     }
 

@@ -12,7 +12,9 @@
 //! - `order_events` primary key `(order_id, seq)`: an order's history, oldest
 //!   first, keyset by `seq`.
 //! - `idempotency_keys` primary key `(scope, idem_key)`: the unique claim of
-//!   a key per caller; `idx_idempotency_expires (expires_at)`: purging.
+//!   a key per caller (its `claim_id` names the request holding it, so that
+//!   only that request stores the outcome); `idx_idempotency_expires
+//!   (expires_at)`: purging.
 //! - `audit_events` primary key `id` (UUID v7); `idx_audit_at (at, id)`:
 //!   newest-first keyset pages; `idx_audit_actor (actor, at)` and
 //!   `idx_audit_status (status, at)`: the `actor` and `status` filters.

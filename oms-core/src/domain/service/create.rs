@@ -7,15 +7,16 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, Value};
 use uuid::Uuid;
 
 use super::OrderService;
+use crate::domain::DomainError;
 use crate::domain::money;
 use crate::domain::order::{NewOrder, Order, OrderItem};
 use crate::domain::sql::{self, begin_write, placeholders};
 use crate::domain::status::{EventType, OrderStatus};
 use crate::domain::time::{from_ms, now_ms};
-use crate::domain::DomainError;
 
 /// The rendering callback of an idempotent create.
-pub(crate) type Render<'a> = &'a (dyn Fn(&Result<Order, DomainError>) -> (u16, String) + Send + Sync);
+pub(crate) type Render<'a> =
+    &'a (dyn Fn(&Result<Order, DomainError>) -> (u16, String) + Send + Sync);
 
 /// Where an idempotent create stores its rendered outcome, in the order's
 /// own transaction.

@@ -2,11 +2,11 @@
 
 use super::OrderService;
 use super::create::Store;
+use crate::domain::DomainError;
 use crate::domain::idempotency::{self, Claim, IdempotentOutcome, KEY_MAX};
 use crate::domain::order::{NewOrder, Order};
 use crate::domain::sql;
 use crate::domain::time::now_ms;
-use crate::domain::DomainError;
 
 impl OrderService {
     /// Creates an order at most once per `(actor, key)`.
@@ -58,7 +58,9 @@ impl OrderService {
             })
             .await?;
         let claim_id = match claimed {
-            Claim::Replay { status, body } => return Ok(IdempotentOutcome::Replayed { status, body }),
+            Claim::Replay { status, body } => {
+                return Ok(IdempotentOutcome::Replayed { status, body });
+            }
             Claim::Claimed { claim_id } => claim_id,
         };
         let store = Store {

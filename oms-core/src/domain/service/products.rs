@@ -3,12 +3,12 @@
 use sea_orm::Value;
 
 use super::OrderService;
+use crate::domain::DomainError;
 use crate::domain::cursor::Cursor;
 use crate::domain::page::{Page, clamp_limit, paginate};
 use crate::domain::product::{NewProduct, Product, ProductPatch, StockMove};
 use crate::domain::sql::{self, PRODUCT_COLS};
 use crate::domain::time::{from_ms, now_ms};
-use crate::domain::DomainError;
 
 fn not_found(sku: &str) -> DomainError {
     DomainError::NotFound {
@@ -105,7 +105,10 @@ impl OrderService {
             values,
         )
         .await?;
-        let products = rows.iter().map(sql::product).collect::<Result<Vec<_>, _>>()?;
+        let products = rows
+            .iter()
+            .map(sql::product)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(paginate(products, limit, |p| {
             Cursor::Product(p.sku.clone()).encode()
         }))
@@ -187,7 +190,11 @@ impl OrderService {
         let min_available = delta
             .checked_neg()
             .ok_or_else(|| DomainError::field("delta", "out of range"))?;
-        let max_stock_in = if delta > 0 { i64::MAX - delta } else { i64::MAX };
+        let max_stock_in = if delta > 0 {
+            i64::MAX - delta
+        } else {
+            i64::MAX
+        };
         self.db
             .retry(|| async {
                 let conn = self.db.acquire().await?;

@@ -7,11 +7,11 @@ use uuid::Uuid;
 
 use super::OrderService;
 use super::transition::order_not_found;
+use crate::domain::DomainError;
 use crate::domain::cursor::Cursor;
 use crate::domain::order::{Order, OrderEvent, OrderFilter, OrderItem};
 use crate::domain::page::{Page, clamp_limit, paginate};
 use crate::domain::sql::{self, ITEM_COLS, ORDER_COLS};
-use crate::domain::DomainError;
 
 impl OrderService {
     /// One order with its items, in two statements (order row, then items).
@@ -125,16 +125,24 @@ impl OrderService {
             &*conn,
             "SELECT seq, type, actor, reason, at FROM order_events \
              WHERE order_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![id.into(), after.unwrap_or(0).into(), i64::from(limit + 1).into()],
+            vec![
+                id.into(),
+                after.unwrap_or(0).into(),
+                i64::from(limit + 1).into(),
+            ],
         )
         .await?;
         let events = rows.iter().map(sql::event).collect::<Result<Vec<_>, _>>()?;
         if events.is_empty() {
             // Every order has its `created` event: nothing at all means no order.
             let exists = after.is_some()
-                && sql::one(&*conn, "SELECT 1 AS one FROM orders WHERE id = ?", vec![id.into()])
-                    .await?
-                    .is_some();
+                && sql::one(
+                    &*conn,
+                    "SELECT 1 AS one FROM orders WHERE id = ?",
+                    vec![id.into()],
+                )
+                .await?
+                .is_some();
             if !exists {
                 return Err(order_not_found(id));
             }

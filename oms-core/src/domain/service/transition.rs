@@ -5,11 +5,11 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use uuid::Uuid;
 
 use super::OrderService;
+use crate::domain::DomainError;
 use crate::domain::order::{Order, TransitionBody};
 use crate::domain::sql::{self, ITEM_COLS, ORDER_COLS, begin_write};
 use crate::domain::status::{Action, OrderStatus};
 use crate::domain::time::now_ms;
-use crate::domain::DomainError;
 
 pub(crate) fn order_not_found(id: Uuid) -> DomainError {
     DomainError::NotFound {
@@ -96,7 +96,9 @@ async fn transition_in(
 
     let stock_effect = match action {
         Action::Ship => Some("reserved = reserved - i.quantity, shipped = shipped + i.quantity"),
-        Action::Cancel => Some("reserved = reserved - i.quantity, available = available + i.quantity"),
+        Action::Cancel => {
+            Some("reserved = reserved - i.quantity, available = available + i.quantity")
+        }
         Action::Confirm | Action::Deliver => None,
     };
     if let Some(set) = stock_effect {

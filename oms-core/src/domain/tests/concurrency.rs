@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::domain::tests::support::{TestDb, order};
 use crate::domain::DomainError;
+use crate::domain::tests::support::{TestDb, order};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_oversell_under_concurrency() {
@@ -25,7 +25,8 @@ async fn no_oversell_under_concurrency() {
                 } else {
                     &[("SIDE", 1), ("HOT", 1)]
                 };
-                svc.create_order("load", order(&format!("c{i}"), "EUR", items)).await
+                svc.create_order("load", order(&format!("c{i}"), "EUR", items))
+                    .await
             }));
         }
         let (mut ok, mut short) = (0, 0);

@@ -28,20 +28,47 @@ async fn replay_reuse_and_in_progress() {
         assert_eq!(hash_of(body), hash_of(same));
         let input = order("c", "EUR", &[("A", 2)]);
 
-        let first = t.svc.create_order_idempotent("alice", "k1", &hash_of(body), input.clone(), render).await.unwrap();
-        let IdempotentOutcome::Fresh { status: 201, body: stored } = &first else { panic!("{first:?}") };
-        let again = t.svc.create_order_idempotent("alice", "k1", &hash_of(same), input.clone(), render).await.unwrap();
-        assert_eq!(again, IdempotentOutcome::Replayed { status: 201, body: stored.clone() });
+        let first = t
+            .svc
+            .create_order_idempotent("alice", "k1", &hash_of(body), input.clone(), render)
+            .await
+            .unwrap();
+        let IdempotentOutcome::Fresh {
+            status: 201,
+            body: stored,
+        } = &first
+        else {
+            panic!("{first:?}")
+        };
+        let again = t
+            .svc
+            .create_order_idempotent("alice", "k1", &hash_of(same), input.clone(), render)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            IdempotentOutcome::Replayed {
+                status: 201,
+                body: stored.clone()
+            }
+        );
         assert!(again.is_replayed());
         assert_eq!(t.count("orders").await, 1);
         assert_eq!(t.stock("A").await.0, 8);
 
         // Another body under the same key.
         let other = order("c", "EUR", &[("A", 3)]);
-        let r = t.svc.create_order_idempotent("alice", "k1", &hash_of(r#"{"x":1}"#), other.clone(), render).await;
+        let r = t
+            .svc
+            .create_order_idempotent("alice", "k1", &hash_of(r#"{"x":1}"#), other.clone(), render)
+            .await;
         assert!(matches!(r, Err(DomainError::IdempotencyKeyReused)), "{r:?}");
         // The same key of another caller is another key.
-        let bob = t.svc.create_order_idempotent("bob", "k1", &hash_of(body), input.clone(), render).await.unwrap();
+        let bob = t
+            .svc
+            .create_order_idempotent("bob", "k1", &hash_of(body), input.clone(), render)
+            .await
+            .unwrap();
         assert!(!bob.is_replayed());
         assert_eq!(t.count("orders").await, 2);
 
@@ -54,8 +81,14 @@ async fn replay_reuse_and_in_progress() {
         )
         .await
         .unwrap();
-        let r = t.svc.create_order_idempotent("alice", "busy", &hash_of(body), input.clone(), render).await;
-        assert!(matches!(r, Err(DomainError::IdempotencyInProgress)), "{r:?}");
+        let r = t
+            .svc
+            .create_order_idempotent("alice", "busy", &hash_of(body), input.clone(), render)
+            .await;
+        assert!(
+            matches!(r, Err(DomainError::IdempotencyInProgress)),
+            "{r:?}"
+        );
         // ... unless its lease ran out: then it is taken over.
         sql::exec(
             &t.conn,
@@ -64,18 +97,35 @@ async fn replay_reuse_and_in_progress() {
         )
         .await
         .unwrap();
-        let r = t.svc.create_order_idempotent("alice", "busy", &hash_of(body), input.clone(), render).await.unwrap();
-        assert!(matches!(r, IdempotentOutcome::Fresh { status: 201, .. }), "{r:?}");
+        let r = t
+            .svc
+            .create_order_idempotent("alice", "busy", &hash_of(body), input.clone(), render)
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, IdempotentOutcome::Fresh { status: 201, .. }),
+            "{r:?}"
+        );
         // The old claimant can no longer store its outcome.
-        assert!(!crate::domain::idempotency::store(&t.conn, "alice", "busy", "other", 201, "{}").await.unwrap());
+        assert!(
+            !crate::domain::idempotency::store(&t.conn, "alice", "busy", "other", 201, "{}")
+                .await
+                .unwrap()
+        );
         assert_eq!(t.count("orders").await, 3);
 
         // Validation failures are not stored.
         let bad = order("c", "EUR", &[("A", 0)]);
-        let r = t.svc.create_order_idempotent("alice", "v", &hash_of(r#"{"bad":1}"#), bad, render).await;
+        let r = t
+            .svc
+            .create_order_idempotent("alice", "v", &hash_of(r#"{"bad":1}"#), bad, render)
+            .await;
         assert!(matches!(r, Err(DomainError::Validation(_))));
         let dup = order("c", "EUR", &[("A", 1), ("A", 1)]);
-        let r = t.svc.create_order_idempotent("alice", "v", &hash_of(r#"{"bad":1}"#), dup, render).await;
+        let r = t
+            .svc
+            .create_order_idempotent("alice", "v", &hash_of(r#"{"bad":1}"#), dup, render)
+            .await;
         assert!(matches!(r, Err(DomainError::DuplicateSku { .. })));
         assert_eq!(t.count("idempotency_keys").await, 3);
         t.finish().await;
@@ -88,15 +138,39 @@ async fn refusals_are_stored_and_replayed() {
         t.product("A", 100, "EUR", 1).await;
         let input = order("c", "EUR", &[("A", 5)]);
         let h = hash_of(r#"{"n":5}"#);
-        let first = t.svc.create_order_idempotent("u", "k", &h, input.clone(), render).await.unwrap();
-        assert_eq!(first, IdempotentOutcome::Fresh { status: 409, body: r#"{"code":"insufficient_stock"}"#.into() });
+        let first = t
+            .svc
+            .create_order_idempotent("u", "k", &h, input.clone(), render)
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            IdempotentOutcome::Fresh {
+                status: 409,
+                body: r#"{"code":"insufficient_stock"}"#.into()
+            }
+        );
         // Stock arrives, but the key answers as the first time.
         t.svc.move_stock("A", 100, None).await.unwrap();
-        let again = t.svc.create_order_idempotent("u", "k", &h, input.clone(), render).await.unwrap();
-        assert_eq!(again, IdempotentOutcome::Replayed { status: 409, body: r#"{"code":"insufficient_stock"}"#.into() });
+        let again = t
+            .svc
+            .create_order_idempotent("u", "k", &h, input.clone(), render)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            IdempotentOutcome::Replayed {
+                status: 409,
+                body: r#"{"code":"insufficient_stock"}"#.into()
+            }
+        );
         assert_eq!(t.count("orders").await, 0);
         let unknown = order("c", "EUR", &[("NOPE", 1)]);
-        let r = t.svc.create_order_idempotent("u", "k2", &hash_of(r#"{"n":6}"#), unknown, render).await.unwrap();
+        let r = t
+            .svc
+            .create_order_idempotent("u", "k2", &hash_of(r#"{"n":6}"#), unknown, render)
+            .await
+            .unwrap();
         assert_eq!(r.status(), 422);
         assert!(r.body().contains("unknown_sku"));
         t.finish().await;
@@ -113,11 +187,19 @@ async fn expired_keys_are_replaced_and_purged() {
         t.product("A", 100, "EUR", 10).await;
         let input = order("c", "EUR", &[("A", 1)]);
         let h = hash_of(r#"{"a":1}"#);
-        let r1 = t.svc.create_order_idempotent("u", "k", &h, input.clone(), render).await.unwrap();
+        let r1 = t
+            .svc
+            .create_order_idempotent("u", "k", &h, input.clone(), render)
+            .await
+            .unwrap();
         assert!(!r1.is_replayed());
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         // Expired (TTL 0): a new request with the key runs again, even with another body.
-        let r2 = t.svc.create_order_idempotent("u", "k", &hash_of(r#"{"a":2}"#), input.clone(), render).await.unwrap();
+        let r2 = t
+            .svc
+            .create_order_idempotent("u", "k", &hash_of(r#"{"a":2}"#), input.clone(), render)
+            .await
+            .unwrap();
         assert!(!r2.is_replayed());
         assert_ne!(r1.body(), r2.body());
         assert_eq!(t.count("orders").await, 2);
@@ -138,7 +220,8 @@ async fn concurrent_same_key_creates_one_order() {
             let svc = t.svc.clone();
             let h = h.clone();
             tasks.push(tokio::spawn(async move {
-                svc.create_order_idempotent("u", "race", &h, order("c", "EUR", &[("A", 1)]), render).await
+                svc.create_order_idempotent("u", "race", &h, order("c", "EUR", &[("A", 1)]), render)
+                    .await
             }));
         }
         let (mut fresh, mut replayed, mut busy) = (0, 0, 0);

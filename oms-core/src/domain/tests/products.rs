@@ -25,8 +25,14 @@ async fn create_get_list_and_paginate() {
                 available: None,
             })
             .await;
-        assert!(matches!(dup, Err(DomainError::SkuExists { ref sku }) if sku == "B-2"), "{dup:?}");
-        assert!(matches!(t.svc.get_product("nope").await, Err(DomainError::NotFound { .. })));
+        assert!(
+            matches!(dup, Err(DomainError::SkuExists { ref sku }) if sku == "B-2"),
+            "{dup:?}"
+        );
+        assert!(matches!(
+            t.svc.get_product("nope").await,
+            Err(DomainError::NotFound { .. })
+        ));
 
         for sku in ["A-1", "C-3", "D-4", "E-5"] {
             t.product(sku, 100, "EUR", 0).await;
@@ -69,22 +75,64 @@ async fn patch_with_if_match() {
             price_minor: None,
         };
         let r = t.svc.update_product("P", patch.clone(), Some(7)).await;
-        assert!(matches!(r, Err(DomainError::VersionMismatch { expected: 7, actual: 1 })), "{r:?}");
-        let p = t.svc.update_product("P", patch.clone(), Some(1)).await.unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(DomainError::VersionMismatch {
+                    expected: 7,
+                    actual: 1
+                })
+            ),
+            "{r:?}"
+        );
+        let p = t
+            .svc
+            .update_product("P", patch.clone(), Some(1))
+            .await
+            .unwrap();
         assert_eq!((p.name.as_str(), p.price_minor, p.version), ("New", 500, 2));
         let p = t
             .svc
-            .update_product("P", ProductPatch { name: None, price_minor: Some(0) }, None)
+            .update_product(
+                "P",
+                ProductPatch {
+                    name: None,
+                    price_minor: Some(0),
+                },
+                None,
+            )
             .await
             .unwrap();
         assert_eq!((p.name.as_str(), p.price_minor, p.version), ("New", 0, 3));
         // Empty patch: no change, If-Match still checked.
-        let p = t.svc.update_product("P", ProductPatch::default(), Some(3)).await.unwrap();
+        let p = t
+            .svc
+            .update_product("P", ProductPatch::default(), Some(3))
+            .await
+            .unwrap();
         assert_eq!(p.version, 3);
-        assert!(t.svc.update_product("P", ProductPatch::default(), Some(2)).await.is_err());
-        let r = t.svc.update_product("missing", patch.clone(), Some(1)).await;
+        assert!(
+            t.svc
+                .update_product("P", ProductPatch::default(), Some(2))
+                .await
+                .is_err()
+        );
+        let r = t
+            .svc
+            .update_product("missing", patch.clone(), Some(1))
+            .await;
         assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
-        let r = t.svc.update_product("P", ProductPatch { name: Some(String::new()), price_minor: None }, None).await;
+        let r = t
+            .svc
+            .update_product(
+                "P",
+                ProductPatch {
+                    name: Some(String::new()),
+                    price_minor: None,
+                },
+                None,
+            )
+            .await;
         assert!(matches!(r, Err(DomainError::Validation(_))));
         t.finish().await;
     }
@@ -100,15 +148,40 @@ async fn stock_moves() {
         assert_eq!((p.available, p.version), (0, 3));
         let r = t.svc.move_stock("S", -1, None).await;
         assert!(
-            matches!(r, Err(DomainError::StockNegative { delta: -1, available: 0, .. })),
+            matches!(
+                r,
+                Err(DomainError::StockNegative {
+                    delta: -1,
+                    available: 0,
+                    ..
+                })
+            ),
             "{r:?}"
         );
         assert_eq!(r.unwrap_err().code(), "stock_negative");
         let r = t.svc.move_stock("S", 1, Some(1)).await;
-        assert!(matches!(r, Err(DomainError::VersionMismatch { expected: 1, actual: 3 })), "{r:?}");
-        assert!(matches!(t.svc.move_stock("S", 0, None).await, Err(DomainError::Validation(_))));
-        assert!(matches!(t.svc.move_stock("none", 1, None).await, Err(DomainError::NotFound { .. })));
-        assert!(matches!(t.svc.move_stock("S", i64::MIN, None).await, Err(DomainError::Validation(_))));
+        assert!(
+            matches!(
+                r,
+                Err(DomainError::VersionMismatch {
+                    expected: 1,
+                    actual: 3
+                })
+            ),
+            "{r:?}"
+        );
+        assert!(matches!(
+            t.svc.move_stock("S", 0, None).await,
+            Err(DomainError::Validation(_))
+        ));
+        assert!(matches!(
+            t.svc.move_stock("none", 1, None).await,
+            Err(DomainError::NotFound { .. })
+        ));
+        assert!(matches!(
+            t.svc.move_stock("S", i64::MIN, None).await,
+            Err(DomainError::Validation(_))
+        ));
         // Overflow of the counters is refused, not wrapped.
         t.svc.move_stock("S", i64::MAX - 20, None).await.unwrap();
         let r = t.svc.move_stock("S", 100, None).await;

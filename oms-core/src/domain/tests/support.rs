@@ -62,7 +62,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 async fn connect(url: &str, max: u32) -> DatabaseConnection {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.max_connections(max).min_connections(1).sqlx_logging(false);
+    options
+        .max_connections(max)
+        .min_connections(1)
+        .sqlx_logging(false);
     sea_orm::Database::connect(options).await.expect("connect")
 }
 
@@ -116,6 +119,7 @@ impl TestDb {
         let base = admin_url.split('?').next().unwrap_or(&admin_url);
         let cut = base.rfind('/').expect("url with a database path");
         let url = format!("{}/{name}", &base[..cut]);
+        eprintln!("running on PostgreSQL database {name}");
         let conn = connect(&url, 10).await;
         crate::db::migration::migrate(&conn).await.expect("migrate");
         Some(TestDb {
@@ -151,7 +155,13 @@ impl TestDb {
         }
     }
 
-    pub(crate) async fn product(&self, sku: &str, price: i64, currency: &str, available: i64) -> Product {
+    pub(crate) async fn product(
+        &self,
+        sku: &str,
+        price: i64,
+        currency: &str,
+        available: i64,
+    ) -> Product {
         self.svc
             .create_product(NewProduct {
                 sku: sku.into(),
@@ -184,10 +194,14 @@ impl TestDb {
     }
 
     pub(crate) async fn count(&self, table: &str) -> i64 {
-        let row = sql::one(&self.conn, &format!("SELECT COUNT(*) AS n FROM {table}"), vec![])
-            .await
-            .expect("count")
-            .expect("row");
+        let row = sql::one(
+            &self.conn,
+            &format!("SELECT COUNT(*) AS n FROM {table}"),
+            vec![],
+        )
+        .await
+        .expect("count")
+        .expect("row");
         row.try_get("", "n").unwrap()
     }
 }

@@ -12,7 +12,13 @@ fn fields(result: Result<(), DomainError>) -> Vec<String> {
     }
 }
 
-fn product(sku: &str, name: &str, price: i64, currency: &str, available: Option<i64>) -> NewProduct {
+fn product(
+    sku: &str,
+    name: &str,
+    price: i64,
+    currency: &str,
+    available: Option<i64>,
+) -> NewProduct {
     NewProduct {
         sku: sku.into(),
         name: name.into(),
@@ -25,17 +31,39 @@ fn product(sku: &str, name: &str, price: i64, currency: &str, available: Option<
 #[test]
 fn new_product_rules() {
     assert!(product("A-b_c.9", "x", 0, "EUR", None).validate().is_ok());
-    assert!(product(&"a".repeat(64), &"é".repeat(200), 5, "USD", Some(0)).validate().is_ok());
+    assert!(
+        product(&"a".repeat(64), &"é".repeat(200), 5, "USD", Some(0))
+            .validate()
+            .is_ok()
+    );
     for bad_sku in ["", "a b", "ä", "a/b", &"a".repeat(65)] {
-        assert_eq!(fields(product(bad_sku, "x", 0, "EUR", None).validate()), ["sku"]);
+        assert_eq!(
+            fields(product(bad_sku, "x", 0, "EUR", None).validate()),
+            ["sku"]
+        );
     }
-    assert_eq!(fields(product("A", "", 0, "EUR", None).validate()), ["name"]);
-    assert_eq!(fields(product("A", &"n".repeat(201), 0, "EUR", None).validate()), ["name"]);
-    assert_eq!(fields(product("A", "x", -1, "EUR", None).validate()), ["price_minor"]);
+    assert_eq!(
+        fields(product("A", "", 0, "EUR", None).validate()),
+        ["name"]
+    );
+    assert_eq!(
+        fields(product("A", &"n".repeat(201), 0, "EUR", None).validate()),
+        ["name"]
+    );
+    assert_eq!(
+        fields(product("A", "x", -1, "EUR", None).validate()),
+        ["price_minor"]
+    );
     for bad in ["eur", "EU", "EURO", "E1R", "ÉUR"] {
-        assert_eq!(fields(product("A", "x", 0, bad, None).validate()), ["currency"]);
+        assert_eq!(
+            fields(product("A", "x", 0, bad, None).validate()),
+            ["currency"]
+        );
     }
-    assert_eq!(fields(product("A", "x", 0, "EUR", Some(-1)).validate()), ["available"]);
+    assert_eq!(
+        fields(product("A", "x", 0, "EUR", Some(-1)).validate()),
+        ["available"]
+    );
     // All at once.
     assert_eq!(
         fields(product("", "", -1, "x", Some(-1)).validate()),
@@ -57,10 +85,21 @@ fn patch_stock_and_reason_rules() {
         reason: Some("r".repeat(1001)),
     };
     assert_eq!(fields(long.validate()), ["reason"]);
-    assert!(TransitionBody { reason: Some("r".repeat(1000)) }.validate().is_ok());
+    assert!(
+        TransitionBody {
+            reason: Some("r".repeat(1000))
+        }
+        .validate()
+        .is_ok()
+    );
 }
 
-fn new_order(customer: &str, currency: &str, items: Vec<(&str, i64)>, note: Option<String>) -> NewOrder {
+fn new_order(
+    customer: &str,
+    currency: &str,
+    items: Vec<(&str, i64)>,
+    note: Option<String>,
+) -> NewOrder {
     NewOrder {
         customer_id: customer.into(),
         currency: currency.into(),
@@ -77,19 +116,59 @@ fn new_order(customer: &str, currency: &str, items: Vec<(&str, i64)>, note: Opti
 
 #[test]
 fn new_order_rules() {
-    assert!(new_order("c", "EUR", vec![("A", 1), ("B", 10_000)], Some("n".repeat(1000))).validate().is_ok());
-    assert_eq!(fields(new_order("", "EUR", vec![("A", 1)], None).validate()), ["customer_id"]);
-    assert_eq!(fields(new_order(&"c".repeat(65), "EUR", vec![("A", 1)], None).validate()), ["customer_id"]);
-    assert_eq!(fields(new_order("c", "eur", vec![("A", 1)], None).validate()), ["currency"]);
-    assert_eq!(fields(new_order("c", "EUR", vec![], None).validate()), ["items"]);
+    assert!(
+        new_order(
+            "c",
+            "EUR",
+            vec![("A", 1), ("B", 10_000)],
+            Some("n".repeat(1000))
+        )
+        .validate()
+        .is_ok()
+    );
+    assert_eq!(
+        fields(new_order("", "EUR", vec![("A", 1)], None).validate()),
+        ["customer_id"]
+    );
+    assert_eq!(
+        fields(new_order(&"c".repeat(65), "EUR", vec![("A", 1)], None).validate()),
+        ["customer_id"]
+    );
+    assert_eq!(
+        fields(new_order("c", "eur", vec![("A", 1)], None).validate()),
+        ["currency"]
+    );
+    assert_eq!(
+        fields(new_order("c", "EUR", vec![], None).validate()),
+        ["items"]
+    );
     let many: Vec<String> = (0..101).map(|i| format!("S{i}")).collect();
     let items = many.iter().map(|s| (s.as_str(), 1)).collect();
-    assert_eq!(fields(new_order("c", "EUR", items, None).validate()), ["items"]);
     assert_eq!(
-        fields(new_order("c", "EUR", vec![("A", 0), ("B", 10_001), ("bad sku", -1)], None).validate()),
-        ["items[0].quantity", "items[1].quantity", "items[2].sku", "items[2].quantity"]
+        fields(new_order("c", "EUR", items, None).validate()),
+        ["items"]
     );
-    assert_eq!(fields(new_order("c", "EUR", vec![("A", 1)], Some("n".repeat(1001))).validate()), ["note"]);
+    assert_eq!(
+        fields(
+            new_order(
+                "c",
+                "EUR",
+                vec![("A", 0), ("B", 10_001), ("bad sku", -1)],
+                None
+            )
+            .validate()
+        ),
+        [
+            "items[0].quantity",
+            "items[1].quantity",
+            "items[2].sku",
+            "items[2].quantity"
+        ]
+    );
+    assert_eq!(
+        fields(new_order("c", "EUR", vec![("A", 1)], Some("n".repeat(1001))).validate()),
+        ["note"]
+    );
     match new_order("c", "EUR", vec![("A", 1), ("B", 1), ("A", 2)], None).validate() {
         Err(DomainError::DuplicateSku { sku }) => assert_eq!(sku, "A"),
         other => panic!("{other:?}"),
@@ -103,11 +182,34 @@ fn new_order_rules() {
 
 #[test]
 fn serde_is_strict_and_wide() {
-    assert!(serde_json::from_str::<NewProduct>(r#"{"sku":"A","name":"x","price_minor":1,"currency":"EUR","colour":"red"}"#).is_err());
-    assert!(serde_json::from_str::<NewProduct>(r#"{"sku":"A","name":"x","price_minor":1e30,"currency":"EUR"}"#).is_err());
-    assert!(serde_json::from_str::<NewProduct>(r#"{"sku":"A","name":"x","price_minor":99999999999999999999,"currency":"EUR"}"#).is_err());
-    assert!(serde_json::from_str::<NewOrder>(r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"qty":2}]}"#).is_err());
-    let ok: NewOrder = serde_json::from_str(r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":-1}]}"#).unwrap();
+    assert!(
+        serde_json::from_str::<NewProduct>(
+            r#"{"sku":"A","name":"x","price_minor":1,"currency":"EUR","colour":"red"}"#
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_str::<NewProduct>(
+            r#"{"sku":"A","name":"x","price_minor":1e30,"currency":"EUR"}"#
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_str::<NewProduct>(
+            r#"{"sku":"A","name":"x","price_minor":99999999999999999999,"currency":"EUR"}"#
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_str::<NewOrder>(
+            r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"qty":2}]}"#
+        )
+        .is_err()
+    );
+    let ok: NewOrder = serde_json::from_str(
+        r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":-1}]}"#,
+    )
+    .unwrap();
     assert_eq!(fields(ok.validate()), ["items[0].quantity"]);
     assert!(serde_json::from_str::<TransitionBody>(r#"{}"#).is_ok());
     assert!(serde_json::from_str::<TransitionBody>(r#"{"why":"x"}"#).is_err());
@@ -164,10 +266,25 @@ fn money_and_error_codes() {
     assert_eq!((e.code(), e.http_status()), ("insufficient_stock", 409));
     assert_eq!(e.detail(), "SKU TSHIRT-M: requested 5, available 2");
     assert_eq!(DomainError::BadCursor.http_status(), 400);
-    assert_eq!(DomainError::IdempotencyKeyReused.code(), "idempotency_key_reused");
-    assert_eq!(DomainError::VersionMismatch { expected: 1, actual: 2 }.http_status(), 412);
-    let unavailable = DomainError::Db(crate::db::PoolError::Timeout(std::time::Duration::from_secs(1)));
-    assert_eq!((unavailable.code(), unavailable.http_status()), ("database_unavailable", 503));
+    assert_eq!(
+        DomainError::IdempotencyKeyReused.code(),
+        "idempotency_key_reused"
+    );
+    assert_eq!(
+        DomainError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        }
+        .http_status(),
+        412
+    );
+    let unavailable = DomainError::Db(crate::db::PoolError::Timeout(
+        std::time::Duration::from_secs(1),
+    ));
+    assert_eq!(
+        (unavailable.code(), unavailable.http_status()),
+        ("database_unavailable", 503)
+    );
     use crate::db::IsTransient;
     assert!(!unavailable.is_transient());
     let busy = DomainError::from(sea_orm::DbErr::Custom("database is locked".into()));
@@ -177,5 +294,8 @@ fn money_and_error_codes() {
 #[test]
 fn timestamps_serialise_with_millis() {
     let at = crate::domain::time::from_ms(1_795_874_400_123);
-    assert_eq!(crate::domain::time::format_timestamp(&at), "2026-11-28T14:00:00.123Z");
+    assert_eq!(
+        crate::domain::time::format_timestamp(&at),
+        "2026-11-28T14:00:00.123Z"
+    );
 }

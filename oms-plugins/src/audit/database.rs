@@ -1,0 +1,97 @@
+//! The `database` sink: audit events as rows of `audit_events`, the table
+//! `GET /v1/audit` reads.
+//!
+//! One multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` per batch (split
+//! so that a statement stays under the backend's bound-parameter limit, in
+//! one transaction then), through the configured pool. Inserting an event
+//! already stored is a no-op, so retries and spill replays never duplicate
+//! rows. Each batch commits: [`flush`](AuditSink::flush) has nothing to do.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use oms_core::audit::query::insert_statements;
+use oms_core::audit::{AuditError, AuditEvent, AuditSink};
+use oms_core::db::Database;
+use oms_core::plugin::{PluginError, SinkContext, SinkPlugin};
+use sea_orm::ConnectionTrait;
+
+/// The plugin name.
+pub const NAME: &str = "database";
+
+/// Writes batches into `audit_events` through a [`Database`].
+///
+/// ```no_run
+/// # async fn run(db: oms_core::db::Database) -> Result<(), oms_core::audit::AuditError> {
+/// use oms_core::audit::{AuditEvent, AuditSink};
+/// use oms_plugins::audit::DatabaseAuditSink;
+///
+/// let sink = DatabaseAuditSink::new(db);
+/// sink.write_batch(&[AuditEvent::example(), AuditEvent::example()]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct DatabaseAuditSink {
+    db: Database,
+}
+
+impl DatabaseAuditSink {
+    /// A sink writing through `db` (the `audit_events` table must exist:
+    /// run the migrations first).
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn write_err(err: impl std::fmt::Display) -> AuditError {
+    AuditError::Write {
+        sink: NAME.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+#[async_trait]
+impl AuditSink for DatabaseAuditSink {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut statements = insert_statements(self.db.backend(), events);
+        match statements.len() {
+            0 => Ok(()),
+            1 => {
+                let statement = statements.pop().ok_or_else(|| write_err("no statement"))?;
+                let conn = self.db.acquire().await.map_err(write_err)?;
+                conn.execute_raw(statement).await.map_err(write_err)?;
+                Ok(())
+            }
+            // All or none: the chunks of one batch share a transaction.
+            _ => self
+                .db
+                .pool()
+                .execute_batch(statements)
+                .await
+                .map(drop)
+                .map_err(write_err),
+        }
+    }
+
+    async fn flush(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+}
+
+fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink>, PluginError>> {
+    async move { Ok(Arc::new(DatabaseAuditSink::new(ctx.database.clone())) as Arc<dyn AuditSink>) }.boxed()
+}
+
+inventory::submit! {
+    SinkPlugin {
+        name: NAME,
+        description: "audit events as rows of the audit_events table (multi-row inserts, idempotent)",
+        build,
+    }
+}
