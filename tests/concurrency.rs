@@ -17,7 +17,13 @@ const STOCK: i64 = 40;
 
 /// `total` order requests for one unit of `sku` by `clients` concurrent
 /// clients, request `i` going to `targets[i % targets.len()]`.
-async fn race_orders(targets: &[Api], sku: &str, customer: &str, total: usize, clients: usize) -> Vec<Resp> {
+async fn race_orders(
+    targets: &[Api],
+    sku: &str,
+    customer: &str,
+    total: usize,
+    clients: usize,
+) -> Vec<Resp> {
     let next = Arc::new(AtomicUsize::new(0));
     let body = order_body(customer, "EUR", &[(sku, 1)]);
     let mut tasks = Vec::new();
@@ -57,9 +63,20 @@ fn assert_exactly_stock_sold(label: &str, results: &[Resp]) {
             unexpected.push(r.describe());
         }
     }
-    assert!(unexpected.is_empty(), "[{label}] every response must be 201 or 409 insufficient_stock; unexpected: {unexpected:#?}");
-    assert_eq!(created, STOCK as usize, "[{label}] exactly {STOCK} orders must succeed against {STOCK} units, got {created}");
-    assert_eq!(refused, ORDERS - STOCK as usize, "[{label}] the other {} must be 409 insufficient_stock", ORDERS - STOCK as usize);
+    assert!(
+        unexpected.is_empty(),
+        "[{label}] every response must be 201 or 409 insufficient_stock; unexpected: {unexpected:#?}"
+    );
+    assert_eq!(
+        created, STOCK as usize,
+        "[{label}] exactly {STOCK} orders must succeed against {STOCK} units, got {created}"
+    );
+    assert_eq!(
+        refused,
+        ORDERS - STOCK as usize,
+        "[{label}] the other {} must be 409 insufficient_stock",
+        ORDERS - STOCK as usize
+    );
 }
 
 /// `n` requests with one Idempotency-Key and body, all released at once,
@@ -74,7 +91,8 @@ async fn race_key(targets: &[Api], body: &Value, key: &str, n: usize) -> Vec<Res
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            api.post_h("/v1/orders", &body, &[("idempotency-key", &key)]).await
+            api.post_h("/v1/orders", &body, &[("idempotency-key", &key)])
+                .await
         }));
     }
     let mut all = Vec::new();
@@ -88,22 +106,42 @@ async fn race_key(targets: &[Api], body: &Value, key: &str, n: usize) -> Vec<Res
 /// `idempotency_in_progress`; returns the 201 body.
 fn assert_one_outcome(label: &str, results: &[Resp]) -> String {
     let created: Vec<&Resp> = results.iter().filter(|r| r.status == 201).collect();
-    assert!(!created.is_empty(), "[{label}] the request that ran must answer 201: {:#?}", results.iter().map(Resp::describe).collect::<Vec<_>>());
-    let fresh = created.iter().filter(|r| r.header("idempotent-replayed") != Some("true")).count();
-    assert_eq!(fresh, 1, "[{label}] exactly one 201 is fresh, the others say Idempotent-Replayed: true");
+    assert!(
+        !created.is_empty(),
+        "[{label}] the request that ran must answer 201: {:#?}",
+        results.iter().map(Resp::describe).collect::<Vec<_>>()
+    );
+    let fresh = created
+        .iter()
+        .filter(|r| r.header("idempotent-replayed") != Some("true"))
+        .count();
+    assert_eq!(
+        fresh, 1,
+        "[{label}] exactly one 201 is fresh, the others say Idempotent-Replayed: true"
+    );
     let body = created[0].text.clone();
     for r in &created {
-        assert_eq!(r.text, body, "[{label}] every 201 (fresh or replayed) has the same body");
+        assert_eq!(
+            r.text, body,
+            "[{label}] every 201 (fresh or replayed) has the same body"
+        );
     }
     for r in results.iter().filter(|r| r.status != 201) {
-        assert_eq!(r.status, 409, "[{label}] a concurrent retry is 201 or 409 idempotency_in_progress, got {}", r.describe());
+        assert_eq!(
+            r.status,
+            409,
+            "[{label}] a concurrent retry is 201 or 409 idempotency_in_progress, got {}",
+            r.describe()
+        );
         assert_problem(r, 409, "idempotency_in_progress");
     }
     body
 }
 
 async fn count_orders(api: &Api, customer: &str) -> usize {
-    api.list_all(&format!("/v1/orders?customer_id={customer}"), 500).await.len()
+    api.list_all(&format!("/v1/orders?customer_id={customer}"), 500)
+        .await
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -115,8 +153,16 @@ async fn sixty_four_clients_sell_exactly_the_40_units_in_stock() {
         let results = race_orders(std::slice::from_ref(&api), "HOT", "race", ORDERS, CLIENTS).await;
         let label = format!("{backend:?}");
         assert_exactly_stock_sold(&label, &results);
-        assert_eq!(api.stock("HOT").await, (0, STOCK, 1 + STOCK), "[{label}] final available 0, reserved {STOCK}, version +1 per reservation");
-        assert_eq!(count_orders(&api, "race").await, STOCK as usize, "[{label}] exactly {STOCK} orders exist");
+        assert_eq!(
+            api.stock("HOT").await,
+            (0, STOCK, 1 + STOCK),
+            "[{label}] final available 0, reserved {STOCK}, version +1 per reservation"
+        );
+        assert_eq!(
+            count_orders(&api, "race").await,
+            STOCK as usize,
+            "[{label}] exactly {STOCK} orders exist"
+        );
         server.stop().await;
     }
 }
@@ -131,13 +177,26 @@ async fn sixteen_concurrent_retries_with_one_key_create_one_order() {
         let results = race_key(std::slice::from_ref(&api), &body, "race-key-1", 16).await;
         let label = format!("{backend:?}");
         let created = assert_one_outcome(&label, &results);
-        assert_eq!(count_orders(&api, "idem-race").await, 1, "[{label}] exactly one order exists");
-        assert_eq!(api.stock("A").await, (97, 3, 2), "[{label}] stock reserved once");
+        assert_eq!(
+            count_orders(&api, "idem-race").await,
+            1,
+            "[{label}] exactly one order exists"
+        );
+        assert_eq!(
+            api.stock("A").await,
+            (97, 3, 2),
+            "[{label}] stock reserved once"
+        );
         // Once it has finished, a retry replays it.
-        let again = api.post_h("/v1/orders", &body, &[("idempotency-key", "race-key-1")]).await;
+        let again = api
+            .post_h("/v1/orders", &body, &[("idempotency-key", "race-key-1")])
+            .await;
         again.expect(201, &format!("[{label}] a later retry"));
         assert_eq!(again.header("idempotent-replayed"), Some("true"));
-        assert_eq!(again.text, created, "[{label}] the later retry replays the same body");
+        assert_eq!(
+            again.text, created,
+            "[{label}] the later retry replays the same body"
+        );
         server.stop().await;
     }
 }
@@ -165,10 +224,26 @@ async fn two_servers_on_one_postgres_sell_exactly_the_40_units_in_stock() {
     // Read the outcome through a third, fresh instance (no cached reads).
     let reader = Peer::start(&server.db.url, |_| {}).await;
     let fresh = Api::at(&reader.base, "Postgres reader");
-    assert_eq!(fresh.stock("HOT").await, (0, STOCK, 1 + STOCK), "[two servers] final available 0, reserved {STOCK}");
-    assert_eq!(count_orders(&fresh, "race").await, STOCK as usize, "[two servers] exactly {STOCK} orders exist");
-    assert_eq!(count_orders(&a, "race").await, STOCK as usize, "[two servers] server A lists them all");
-    assert_eq!(count_orders(&b, "race").await, STOCK as usize, "[two servers] server B lists them all");
+    assert_eq!(
+        fresh.stock("HOT").await,
+        (0, STOCK, 1 + STOCK),
+        "[two servers] final available 0, reserved {STOCK}"
+    );
+    assert_eq!(
+        count_orders(&fresh, "race").await,
+        STOCK as usize,
+        "[two servers] exactly {STOCK} orders exist"
+    );
+    assert_eq!(
+        count_orders(&a, "race").await,
+        STOCK as usize,
+        "[two servers] server A lists them all"
+    );
+    assert_eq!(
+        count_orders(&b, "race").await,
+        STOCK as usize,
+        "[two servers] server B lists them all"
+    );
     reader.stop().await;
     peer.stop().await;
     server.stop().await;
@@ -187,19 +262,38 @@ async fn two_servers_on_one_postgres_honour_one_idempotency_key() {
     let body = order_body("idem-race", "EUR", &[("A", 3)]);
     let results = race_key(&[a.clone(), b.clone()], &body, "race-key-2", 16).await;
     let created = assert_one_outcome("Postgres, two servers", &results);
-    assert_eq!(count_orders(&a, "idem-race").await, 1, "[two servers] exactly one order exists");
+    assert_eq!(
+        count_orders(&a, "idem-race").await,
+        1,
+        "[two servers] exactly one order exists"
+    );
     // Each server replays the one outcome afterwards.
     for api in [&a, &b] {
-        let again = api.post_h("/v1/orders", &body, &[("idempotency-key", "race-key-2")]).await;
+        let again = api
+            .post_h("/v1/orders", &body, &[("idempotency-key", "race-key-2")])
+            .await;
         again.expect(201, &format!("[{}] a later retry", api.label));
-        assert_eq!(again.header("idempotent-replayed"), Some("true"), "[{}] replayed", api.label);
+        assert_eq!(
+            again.header("idempotent-replayed"),
+            Some("true"),
+            "[{}] replayed",
+            api.label
+        );
         assert_eq!(again.text, created, "[{}] with the same body", api.label);
         let other = api.post_h("/v1/orders", &json!({"customer_id": "idem-race", "currency": "EUR", "items": [{"sku": "A", "quantity": 4}]}), &[("idempotency-key", "race-key-2")]).await;
         assert_problem(&other, 422, "idempotency_key_reused");
     }
-    assert_eq!(count_orders(&b, "idem-race").await, 1, "[two servers] still one order");
+    assert_eq!(
+        count_orders(&b, "idem-race").await,
+        1,
+        "[two servers] still one order"
+    );
     let id = text(&serde_json::from_str::<Value>(&created).expect("json")["id"]).to_owned();
-    assert_eq!(b.order(&id).await["status"], "pending", "[two servers] the other server reads the order");
+    assert_eq!(
+        b.order(&id).await["status"],
+        "pending",
+        "[two servers] the other server reads the order"
+    );
     peer.stop().await;
     server.stop().await;
 }

@@ -16,7 +16,11 @@ use serde_json::Value;
 async fn health_is_ok_on_every_backend() {
     for backend in backends("health_is_ok_on_every_backend") {
         let server = TestServer::start(backend).await;
-        let res = client().get(server.url("/health")).send().await.expect("request");
+        let res = client()
+            .get(server.url("/health"))
+            .send()
+            .await
+            .expect("request");
         assert_eq!(res.status(), 200, "{backend:?}");
         let body: Value = res.json().await.expect("json");
         assert_eq!(body["status"], "ok");
@@ -43,7 +47,11 @@ async fn unknown_plugin_name_lists_the_available_ones() {
     let db = TestDb::new(Backend::Sqlite).await;
     let mut config = test_config(&db);
     config.metrics.recorder = "nope".into();
-    let err = Oms::builder().config(config).build().await.expect_err("must fail");
+    let err = Oms::builder()
+        .config(config)
+        .build()
+        .await
+        .expect_err("must fail");
     let text = err.to_string();
     assert!(text.contains("metrics.recorder = \"nope\""), "{text}");
     assert!(text.contains("available: builtin"), "{text}");
@@ -68,7 +76,10 @@ async fn pool_connection_returns_on_drop() {
         let second = database.acquire().await.expect("second acquire after drop");
         drop(second);
         let stats = database.pool().stats();
-        assert_eq!((stats.in_use, stats.timeouts, stats.acquired >= 2), (0, 0, true));
+        assert_eq!(
+            (stats.in_use, stats.timeouts, stats.acquired >= 2),
+            (0, 0, true)
+        );
         oms.shutdown().await;
         db.drop_db().await;
     }
@@ -92,12 +103,21 @@ async fn pool_exhaustion_times_out_with_a_clear_error() {
         assert!(matches!(err, PoolError::Timeout(_)), "{err:?}");
         assert!(err.is_unavailable());
         assert!(err.to_string().contains("pool exhausted"), "{err}");
-        assert!(waited >= Duration::from_millis(190), "gave up too early: {waited:?}");
-        assert!(waited < Duration::from_secs(2), "waited far past the timeout: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(190),
+            "gave up too early: {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(2),
+            "waited far past the timeout: {waited:?}"
+        );
         let stats = database.pool().stats();
         assert_eq!((stats.max, stats.in_use, stats.timeouts), (2, 2, 1));
         drop((a, b));
-        database.acquire().await.expect("free again after the leases drop");
+        database
+            .acquire()
+            .await
+            .expect("free again after the leases drop");
         // The pool opened its minimum and never more than its maximum.
         let stats = database.pool().stats();
         assert!(stats.size >= 1 && stats.size <= 2, "{stats:?}");
@@ -122,7 +142,10 @@ async fn waiting_callers_are_counted_and_served_in_turn() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(database.pool().stats().waiting, 1);
     drop(held);
-    waiter.await.expect("join").expect("waiter served once the lease dropped");
+    waiter
+        .await
+        .expect("join")
+        .expect("waiter served once the lease dropped");
     assert_eq!(database.pool().stats().waiting, 0);
     oms.shutdown().await;
 }
@@ -137,25 +160,49 @@ async fn host_hello(res: &mut Response) {
 #[tokio::test]
 async fn a_host_app_mounts_oms_under_a_prefix() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let oms = Oms::builder().config(test_config(&db)).build().await.expect("build");
+    let oms = Oms::builder()
+        .config(test_config(&db))
+        .build()
+        .await
+        .expect("build");
     let router = Router::new()
         .push(Router::with_path("hello").get(host_hello))
-        .push(Router::with_path("oms").hoop(oms.telemetry()).push(oms.router()));
+        .push(
+            Router::with_path("oms")
+                .hoop(oms.telemetry())
+                .push(oms.router()),
+        );
     let acceptor = salvo::conn::TcpListener::new("127.0.0.1:0").bind().await;
-    let addr = acceptor.holdings()[0].local_addr.clone().into_std().expect("addr");
+    let addr = acceptor.holdings()[0]
+        .local_addr
+        .clone()
+        .into_std()
+        .expect("addr");
     let server = Server::new(acceptor);
     let handle = server.handle();
     let join = tokio::spawn(async move { server.serve(router).await });
 
     let http = client();
-    let hello = http.get(format!("http://{addr}/hello")).send().await.expect("hello");
+    let hello = http
+        .get(format!("http://{addr}/hello"))
+        .send()
+        .await
+        .expect("hello");
     assert_eq!(hello.text().await.expect("text"), "hello from the host");
-    let health = http.get(format!("http://{addr}/oms/health")).send().await.expect("health");
+    let health = http
+        .get(format!("http://{addr}/oms/health"))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-response-time"));
     let body: Value = health.json().await.expect("json");
     assert_eq!(body["status"], "ok");
-    let missing = http.get(format!("http://{addr}/health")).send().await.expect("404");
+    let missing = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .expect("404");
     assert_eq!(missing.status(), 404, "the OMS lives under /oms only");
 
     handle.stop_graceful(None);

@@ -24,6 +24,27 @@ pub(crate) enum Command {
     Config(ConfigCommand),
     /// List the registered plugins by kind.
     Plugins,
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Print a new random token and the `[[auth.keys]]` entry for it.
+    Generate {
+        /// The caller's name (audit actor, rate-limit key).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated roles: read, write, admin.
+        #[arg(long, value_delimiter = ',', value_parser = parse_role)]
+        roles: Vec<oms_core::config::Role>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<oms_core::config::Role, String> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_owned()))
+        .map_err(|_| format!("unknown role {s:?}; use read, write or admin"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +93,9 @@ impl ConfigArgs {
 
     /// Loads and validates the configuration.
     pub(crate) fn load(&self) -> anyhow::Result<oms_core::config::Config> {
-        Ok(oms_core::config::Config::load(self.path(), &self.overrides())?)
+        Ok(oms_core::config::Config::load(
+            self.path(),
+            &self.overrides(),
+        )?)
     }
 }

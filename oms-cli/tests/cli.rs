@@ -27,7 +27,8 @@ fn plugins_lists_every_builtin() {
         ("metrics recorder", "builtin"),
     ] {
         assert!(
-            text.lines().any(|l| l.starts_with(kind) && l.contains(name)),
+            text.lines()
+                .any(|l| l.starts_with(kind) && l.contains(name)),
             "{kind} {name} missing:\n{text}"
         );
     }
@@ -49,8 +50,15 @@ fn config_check_accepts_the_shipped_config_and_masks_secrets() {
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("postgres://oms:***@db.internal/oms"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("postgres://oms:***@db.internal/oms"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("hunter2"));
 }
 
@@ -58,8 +66,16 @@ fn config_check_accepts_the_shipped_config_and_masks_secrets() {
 fn config_check_rejects_bad_config_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("oms.toml");
-    std::fs::write(&path, "[database]\nmin_connections = 9\nmax_connections = 3\n").expect("write");
-    let out = oms_cli().args(["config", "check", "--config"]).arg(&path).output().expect("run");
+    std::fs::write(
+        &path,
+        "[database]\nmin_connections = 9\nmax_connections = 3\n",
+    )
+    .expect("write");
+    let out = oms_cli()
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -68,10 +84,17 @@ fn config_check_rejects_bad_config_naming_the_key() {
     );
 
     std::fs::write(&path, "[metrics]\nrecorder = \"fancy\"\n").expect("write");
-    let out = oms_cli().args(["config", "check", "--config"]).arg(&path).output().expect("run");
+    let out = oms_cli()
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("metrics.recorder = \"fancy\"") && stderr.contains("builtin"), "{stderr}");
+    assert!(
+        stderr.contains("metrics.recorder = \"fancy\"") && stderr.contains("builtin"),
+        "{stderr}"
+    );
 }
 
 /// Starts `oms-cli serve` with the shipped config on a free port; returns
@@ -81,7 +104,14 @@ fn serve(dir: &tempfile::TempDir) -> (Child, String) {
     let mut child = oms_cli()
         .args(["serve", "--config"])
         .arg(repo_config())
-        .args(["--bind", "127.0.0.1:0", "--workers", "2", "--database-url", &db])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--database-url",
+            &db,
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -105,7 +135,9 @@ fn serve(dir: &tempfile::TempDir) -> (Child, String) {
 async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, addr) = serve(&dir);
-    let res = reqwest::get(format!("http://{addr}/health")).await.expect("health");
+    let res = reqwest::get(format!("http://{addr}/health"))
+        .await
+        .expect("health");
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
 
@@ -119,9 +151,47 @@ async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         if let Some(exit) = child.try_wait().expect("wait") {
             break exit;
         }
-        assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit:?}");
-    assert!(dir.path().join("oms.db").exists(), "SQLite file created where configured");
+    assert!(
+        dir.path().join("oms.db").exists(),
+        "SQLite file created where configured"
+    );
+}
+
+#[test]
+fn keys_generate_prints_a_token_and_its_digest_entry() {
+    let out = oms_cli()
+        .args(["keys", "generate", "--name", "ops", "--roles", "read,admin"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout.lines().next().expect("token line").trim().to_owned();
+    assert!(token.starts_with("oms_") && token.len() > 40, "{token}");
+    assert!(stdout.contains("name = \"ops\""), "{stdout}");
+    assert!(stdout.contains("roles = [\"read\", \"admin\"]"), "{stdout}");
+    assert!(!stdout.contains(&format!("sha256 = \"{token}\"")));
+    // The snippet parses as config and the digest is the token's SHA-256.
+    let snippet = &stdout[stdout.find("[[auth.keys]]").expect("snippet")..];
+    let toml = format!("[auth]\nenabled = true\n{snippet}");
+    let config =
+        oms_core::config::Config::from_toml_str(&toml, &Default::default()).expect("valid snippet");
+    assert_eq!(config.auth.keys[0].sha256.len(), 64);
+
+    let bad = oms_cli()
+        .args(["keys", "generate", "--name", "ops", "--roles", "root"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
 }

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditPipeline, AuditSink, AuditStats};
 use crate::cache::{CacheStats, ReadCache};
 use crate::config::{Config, ConfigError};
-use crate::domain::OrderService;
 use crate::db::{Database, PoolError, StatementObserver, migration, scope};
+use crate::domain::OrderService;
 use crate::metrics::{MetricsRecorder, SlowLog, SystemMonitor};
-use crate::plugin::{self, PluginError, PoolContext, PoolPlugin, RecorderPlugin, SinkContext, SinkPlugin};
+use crate::plugin::{
+    self, PluginError, PoolContext, PoolPlugin, RecorderPlugin, SinkContext, SinkPlugin,
+};
 
 /// Why an OMS could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +131,9 @@ impl OmsBuilder {
         let db = Database::new(pool, config.orders.max_attempts);
         if config.database.migrate_on_start {
             let conn = db.acquire().await?;
-            migration::migrate(&conn).await.map_err(OmsError::Migration)?;
+            migration::migrate(&conn)
+                .await
+                .map_err(OmsError::Migration)?;
         }
 
         let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
@@ -172,7 +176,9 @@ pub struct Oms {
 
 impl std::fmt::Debug for Oms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Oms").field("db", &self.state.db).finish_non_exhaustive()
+        f.debug_struct("Oms")
+            .field("db", &self.state.db)
+            .finish_non_exhaustive()
     }
 }
 

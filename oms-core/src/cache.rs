@@ -97,7 +97,11 @@ impl ReadCache {
     }
 
     fn count<T>(&self, found: Option<T>) -> Option<T> {
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -182,7 +186,10 @@ mod tests {
 
     #[test]
     fn disabled_cache_always_misses() {
-        let cache = ReadCache::new(&CacheConfig { enabled: false, ..CacheConfig::default() });
+        let cache = ReadCache::new(&CacheConfig {
+            enabled: false,
+            ..CacheConfig::default()
+        });
         cache.fill_order(Uuid::nil(), cache.epoch(), Cached::new(1, Vec::new()));
         assert!(cache.order(&Uuid::nil()).is_none());
     }

@@ -1,4 +1,5 @@
 //! Configuration: layering and every kind of error, with its message.
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 use figment::Jail;
 use oms_core::config::{Config, ConfigError, LogLevel, Overrides};
@@ -18,11 +19,18 @@ fn message(result: Result<Config, ConfigError>) -> String {
 fn defaults_work_out_of_the_box() {
     let c = Config::load(None, &Overrides::default()).expect("defaults are valid");
     assert_eq!(c.server.bind.to_string(), "127.0.0.1:8000");
-    assert_eq!((c.database.min_connections, c.database.max_connections), (5, 20));
+    assert_eq!(
+        (c.database.min_connections, c.database.max_connections),
+        (5, 20)
+    );
     assert_eq!(c.server.log_level, LogLevel::Info);
     assert!(!c.auth.enabled);
     assert!(c.server.workers >= 1);
-    assert!(c.database.effective_url(&c.base_dir).ends_with("oms.db?mode=rwc"));
+    assert!(
+        c.database
+            .effective_url(&c.base_dir)
+            .ends_with("oms.db?mode=rwc")
+    );
 }
 
 #[test]
@@ -42,7 +50,10 @@ fn file_then_env_then_flags_take_precedence() {
         let c = load(jail, Overrides::default()).expect("env");
         assert_eq!(c.server.bind.port(), 7002, "env beats file");
         assert_eq!(c.database.max_connections, 40, "env beats file");
-        assert_eq!(c.server.workers, 3, "file still applies where env is silent");
+        assert_eq!(
+            c.server.workers, 3,
+            "file still applies where env is silent"
+        );
 
         let flags = Overrides {
             bind: Some("127.0.0.1:7003".into()),
@@ -54,8 +65,14 @@ fn file_then_env_then_flags_take_precedence() {
         assert_eq!(c.server.bind.port(), 7003, "flag beats env");
         assert_eq!(c.server.workers, 1, "flag beats file");
         assert_eq!(c.server.log_level, LogLevel::Debug);
-        assert_eq!(c.database.url.as_deref(), Some("postgres://u:pw@localhost/db"));
-        assert_eq!(c.database.max_connections, 40, "env still applies where flags are silent");
+        assert_eq!(
+            c.database.url.as_deref(),
+            Some("postgres://u:pw@localhost/db")
+        );
+        assert_eq!(
+            c.database.max_connections, 40,
+            "env still applies where flags are silent"
+        );
         assert_eq!(
             c.redacted().database.url.as_deref(),
             Some("postgres://u:***@localhost/db")
@@ -95,7 +112,10 @@ fn unknown_keys_are_named_with_what_is_allowed() {
         let msg = message(load(jail, Overrides::default()));
         assert!(msg.contains("database.max_conections"), "{msg}");
         assert!(msg.contains("unknown field"), "{msg}");
-        assert!(msg.contains("max_connections"), "lists what is allowed: {msg}");
+        assert!(
+            msg.contains("max_connections"),
+            "lists what is allowed: {msg}"
+        );
         assert!(msg.contains("oms.toml"), "names the source: {msg}");
 
         jail.create_file("oms.toml", "[databse]\n")?;
@@ -110,17 +130,26 @@ fn wrong_types_and_bad_enum_values_are_named() {
     Jail::expect_with(|jail| {
         jail.create_file("oms.toml", "[server]\nworkers = \"many\"\n")?;
         let msg = message(load(jail, Overrides::default()));
-        assert!(msg.contains("server.workers") && msg.contains("many"), "{msg}");
+        assert!(
+            msg.contains("server.workers") && msg.contains("many"),
+            "{msg}"
+        );
 
         jail.create_file("oms.toml", "[server]\nlog_level = \"loud\"\n")?;
         let msg = message(load(jail, Overrides::default()));
-        assert!(msg.contains("server.log_level") && msg.contains("loud"), "{msg}");
+        assert!(
+            msg.contains("server.log_level") && msg.contains("loud"),
+            "{msg}"
+        );
         assert!(msg.contains("`info`"), "lists the allowed levels: {msg}");
 
         jail.create_file("oms.toml", "")?;
         jail.set_env("OMS_DATABASE__MAX_CONNECTIONS", "lots");
         let msg = message(load(jail, Overrides::default()));
-        assert!(msg.contains("database.max_connections") && msg.contains("lots"), "{msg}");
+        assert!(
+            msg.contains("database.max_connections") && msg.contains("lots"),
+            "{msg}"
+        );
         assert!(msg.contains("environment"), "names the env source: {msg}");
         Ok(())
     });
@@ -181,5 +210,8 @@ fn a_missing_explicit_file_is_an_error() {
         Some(std::path::Path::new("/nonexistent/oms.toml")),
         &Overrides::default(),
     ));
-    assert!(msg.contains("/nonexistent/oms.toml") && msg.contains("does not exist"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/oms.toml") && msg.contains("does not exist"),
+        "{msg}"
+    );
 }

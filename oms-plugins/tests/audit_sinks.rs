@@ -2,7 +2,7 @@
 //! registry, on SQLite always and on PostgreSQL when
 //! `OMS_TEST_POSTGRES_URL` is set (a uniquely named database is created
 //! and dropped; the test says plainly when it is skipped).
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,9 @@ use oms_core::audit::query::{self, AuditFilter, AuditRecord};
 use oms_core::audit::{AuditEvent, AuditPipeline, AuditSink};
 use oms_core::config::{AuditConfig, Config};
 use oms_core::db::{Database, StatementObserver, migration};
-use oms_core::plugin::{self, PluginError, PluginKind, PoolContext, PoolPlugin, SinkContext, SinkPlugin};
+use oms_core::plugin::{
+    self, PluginError, PluginKind, PoolContext, PoolPlugin, SinkContext, SinkPlugin,
+};
 use oms_plugins::audit::{DatabaseAuditSink, JsonlAuditSink, JsonlSinkConfig};
 use sea_orm::ConnectionTrait;
 use sea_orm::prelude::Uuid;
@@ -23,7 +25,9 @@ fn events(n: usize) -> Vec<AuditEvent> {
 
 async fn connect(config: &Config, url: String) -> Database {
     let observer: StatementObserver = Arc::new(|_: Duration, _: bool| {});
-    let pool = (plugin::find::<PoolPlugin>(&config.database.pool).unwrap().build)(PoolContext {
+    let pool = (plugin::find::<PoolPlugin>(&config.database.pool)
+        .unwrap()
+        .build)(PoolContext {
         config,
         url,
         observer,
@@ -31,11 +35,17 @@ async fn connect(config: &Config, url: String) -> Database {
     .await
     .unwrap();
     let db = Database::new(pool, 3);
-    migration::migrate(&db.acquire().await.unwrap()).await.unwrap();
+    migration::migrate(&db.acquire().await.unwrap())
+        .await
+        .unwrap();
     db
 }
 
-async fn build_sink(config: &Config, db: &Database, name: &str) -> Result<Arc<dyn AuditSink>, PluginError> {
+async fn build_sink(
+    config: &Config,
+    db: &Database,
+    name: &str,
+) -> Result<Arc<dyn AuditSink>, PluginError> {
     let ctx = SinkContext {
         config,
         database: db.clone(),
@@ -86,7 +96,9 @@ async fn exercise_database_sink(config: &Config, db: &Database) {
     odd.response_bytes = 1;
     sink.write_batch(std::slice::from_ref(&odd)).await.unwrap();
     sink.flush().await.unwrap();
-    let page = query::list(db, &AuditFilter::default(), 1, None).await.unwrap();
+    let page = query::list(db, &AuditFilter::default(), 1, None)
+        .await
+        .unwrap();
     assert_eq!(page.items, vec![AuditRecord::from(odd.clone())]);
     let page = query::list(
         db,
@@ -108,7 +120,9 @@ async fn exercise_database_sink(config: &Config, db: &Database) {
     let mut after: Option<String> = None;
     let mut last: Option<(i64, Uuid)> = None;
     loop {
-        let page = query::list(db, &AuditFilter::default(), 500, after.as_deref()).await.unwrap();
+        let page = query::list(db, &AuditFilter::default(), 500, after.as_deref())
+            .await
+            .unwrap();
         for item in &page.items {
             let key = (item.at.timestamp_millis(), item.id);
             assert!(last.is_none_or(|l| key < l), "not newest first");
@@ -129,7 +143,9 @@ async fn exercise_database_sink(config: &Config, db: &Database) {
         flush_interval_ms: 5,
         ..AuditConfig::default()
     };
-    let pipeline = AuditPipeline::start(&audit, vec![sink], spill.path().into()).await.unwrap();
+    let pipeline = AuditPipeline::start(&audit, vec![sink], spill.path().into())
+        .await
+        .unwrap();
     for event in events(1_000) {
         pipeline.record(event).await;
     }
@@ -154,7 +170,9 @@ async fn database_sink_on_sqlite() {
 #[tokio::test]
 async fn database_sink_on_postgres() {
     let Ok(admin_url) = std::env::var("OMS_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED (PostgreSQL): database_sink_on_postgres: OMS_TEST_POSTGRES_URL is not set");
+        eprintln!(
+            "SKIPPED (PostgreSQL): database_sink_on_postgres: OMS_TEST_POSTGRES_URL is not set"
+        );
         return;
     };
     let name = format!("oms_audit_{}", Uuid::now_v7().simple());
@@ -215,7 +233,10 @@ async fn unused_db(dir: &std::path::Path) -> Database {
 async fn jsonl_sink_appends_parseable_lines() {
     let dir = tempfile::tempdir().unwrap();
     let db = unused_db(dir.path()).await;
-    for (fsync, file) in [("batch", "logs/batch.jsonl"), ("interval", "logs/interval.jsonl")] {
+    for (fsync, file) in [
+        ("batch", "logs/batch.jsonl"),
+        ("interval", "logs/interval.jsonl"),
+    ] {
         let config = jsonl_config(
             dir.path(),
             serde_json::json!({ "path": file, "fsync": fsync, "fsync_interval_ms": 10 }),
@@ -252,9 +273,13 @@ async fn jsonl_sink_behind_the_pipeline_and_after_a_torn_line() {
     .unwrap();
     assert_eq!(sink.path(), path);
     let spill = tempfile::tempdir().unwrap();
-    let pipeline = AuditPipeline::start(&AuditConfig::default(), vec![Arc::new(sink)], spill.path().into())
-        .await
-        .unwrap();
+    let pipeline = AuditPipeline::start(
+        &AuditConfig::default(),
+        vec![Arc::new(sink)],
+        spill.path().into(),
+    )
+    .await
+    .unwrap();
     let sent = events(2_000);
     for event in sent.iter().cloned() {
         pipeline.record(event).await;
@@ -275,9 +300,18 @@ async fn jsonl_sink_rejects_bad_settings_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = unused_db(dir.path()).await;
     let cases = [
-        (serde_json::json!({ "path": "a.jsonl", "fsync_every": 5 }), "audit.jsonl.fsync_every"),
-        (serde_json::json!({ "fsync": "sometimes" }), "audit.jsonl.fsync"),
-        (serde_json::json!({ "fsync_interval_ms": "soon" }), "audit.jsonl.fsync_interval_ms"),
+        (
+            serde_json::json!({ "path": "a.jsonl", "fsync_every": 5 }),
+            "audit.jsonl.fsync_every",
+        ),
+        (
+            serde_json::json!({ "fsync": "sometimes" }),
+            "audit.jsonl.fsync",
+        ),
+        (
+            serde_json::json!({ "fsync_interval_ms": "soon" }),
+            "audit.jsonl.fsync_interval_ms",
+        ),
         (
             serde_json::json!({ "fsync": "interval", "fsync_interval_ms": 0 }),
             "audit.jsonl.fsync_interval_ms",
@@ -294,8 +328,13 @@ async fn jsonl_sink_rejects_bad_settings_naming_the_key() {
         );
     }
     // A path that cannot be created names `audit.jsonl.path` too.
-    tokio::fs::write(dir.path().join("file"), b"x").await.unwrap();
-    let config = jsonl_config(dir.path(), serde_json::json!({ "path": "file/sub/audit.jsonl" }));
+    tokio::fs::write(dir.path().join("file"), b"x")
+        .await
+        .unwrap();
+    let config = jsonl_config(
+        dir.path(),
+        serde_json::json!({ "path": "file/sub/audit.jsonl" }),
+    );
     let err = build_sink(&config, &db, "jsonl").await.err().unwrap();
     assert!(err.to_string().contains("audit.jsonl.path"), "{err}");
     db.pool().close().await;

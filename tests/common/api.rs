@@ -251,11 +251,20 @@ impl Api {
     /// `(available, reserved, version)` of a product.
     pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
         let p = self.product(sku).await;
-        (num(&p["available"]), num(&p["reserved"]), num(&p["version"]))
+        (
+            num(&p["available"]),
+            num(&p["reserved"]),
+            num(&p["version"]),
+        )
     }
 
     /// Creates an order; asserts 201.
-    pub async fn create_order(&self, customer: &str, currency: &str, items: &[(&str, i64)]) -> Value {
+    pub async fn create_order(
+        &self,
+        customer: &str,
+        currency: &str,
+        items: &[(&str, i64)],
+    ) -> Value {
         let res = self
             .post("/v1/orders", &order_body(customer, currency, items))
             .await;
@@ -313,9 +322,21 @@ impl Api {
                 Some(c) => format!("{path}{sep}limit={limit}&after={c}"),
             };
             let res = self.get(&url).await;
-            assert_eq!(res.status, 200, "[{}] GET {url}: {}", self.label, res.describe());
+            assert_eq!(
+                res.status,
+                200,
+                "[{}] GET {url}: {}",
+                self.label,
+                res.describe()
+            );
             let page = res.json();
-            items.extend(page["items"].as_array().expect("items array").iter().cloned());
+            items.extend(
+                page["items"]
+                    .as_array()
+                    .expect("items array")
+                    .iter()
+                    .cloned(),
+            );
             match page["next_cursor"].as_str() {
                 Some(c) => after = Some(c.to_owned()),
                 None => {
@@ -354,7 +375,10 @@ pub fn text(v: &Value) -> &str {
 
 /// A short unique suffix, so tests never collide on names.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
 }
 
 // ---- contract checks ------------------------------------------------------
@@ -482,11 +506,17 @@ pub fn assert_telemetry(res: &Resp, what: &str) -> (String, u64, u64) {
     let app = res
         .header("x-response-time")
         .unwrap_or_else(|| panic!("{what}: X-Response-Time missing"));
-    assert!(is_ms(app), "{what}: X-Response-Time must match ^\\d+\\.\\d{{3}}ms$, got {app:?}");
+    assert!(
+        is_ms(app),
+        "{what}: X-Response-Time must match ^\\d+\\.\\d{{3}}ms$, got {app:?}"
+    );
     let db = res
         .header("x-db-time")
         .unwrap_or_else(|| panic!("{what}: X-DB-Time missing"));
-    assert!(is_ms(db), "{what}: X-DB-Time must match ^\\d+\\.\\d{{3}}ms$, got {db:?}");
+    assert!(
+        is_ms(db),
+        "{what}: X-DB-Time must match ^\\d+\\.\\d{{3}}ms$, got {db:?}"
+    );
     let queries = res.db_queries();
     let count = res.request_count();
     let timing = res
@@ -502,7 +532,10 @@ pub fn assert_telemetry(res: &Resp, what: &str) -> (String, u64, u64) {
         "{what}: Server-Timing must carry the same figures as X-Response-Time and X-DB-Time"
     );
     if queries == 0 {
-        assert_eq!(db, "0.000ms", "{what}: no statements means X-DB-Time 0.000ms");
+        assert_eq!(
+            db, "0.000ms",
+            "{what}: no statements means X-DB-Time 0.000ms"
+        );
     }
     (id.to_owned(), queries, count)
 }

@@ -46,12 +46,18 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("oms.db").display());
-                TestDb { url, _dir: Some(dir), pg: None }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var("OMS_TEST_POSTGRES_URL").expect("OMS_TEST_POSTGRES_URL");
                 let name = format!("oms_t_{}", uuid::Uuid::now_v7().simple());
-                let conn = sea_orm::Database::connect(&admin).await.expect("connect admin");
+                let conn = sea_orm::Database::connect(&admin)
+                    .await
+                    .expect("connect admin");
                 conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create database");
@@ -105,10 +111,24 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_full(backend, tweak, None).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with `extra` routes (e.g. a
+    /// deliberately slow one) served under the same service-wide hoops.
+    pub async fn start_full(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        extra: Option<salvo::Router>,
+    ) -> TestServer {
         let db = TestDb::new(backend).await;
         let mut config = test_config(&db);
         tweak(&mut config);
-        let oms = Oms::builder().config(config).build().await.expect("build oms");
+        let oms = Oms::builder()
+            .config(config)
+            .build()
+            .await
+            .expect("build oms");
         let acceptor = TcpListener::new("127.0.0.1:0").bind().await;
         let addr = acceptor
             .holdings()
@@ -117,7 +137,10 @@ impl TestServer {
             .expect("bound address");
         let server = Server::new(acceptor);
         let handle = server.handle();
-        let service = oms.service();
+        let service = match extra {
+            Some(extra) => oms.service_with(extra),
+            None => oms.service(),
+        };
         let join = tokio::spawn(async move { server.serve(service).await });
         TestServer {
             base: format!("http://{addr}"),

@@ -1,13 +1,14 @@
 //! One module per subcommand.
 
 mod config_check;
+mod keys;
 mod migrate;
 mod plugins;
 mod serve;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, ConfigCommand};
+use crate::args::{Cli, Command, ConfigCommand, KeysCommand};
 
 /// Runs the chosen subcommand.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -16,6 +17,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(&args),
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
         Command::Plugins => plugins::run(),
+        Command::Keys(KeysCommand::Generate { name, roles }) => keys::generate(&name, &roles),
     }
 }
 

@@ -7,7 +7,12 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
     let plugins = oms_core::plugin::all();
     let width = plugins.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in plugins {
-        println!("{:<18} {:<width$}  {}", p.kind.to_string(), p.name, p.description);
+        println!(
+            "{:<18} {:<width$}  {}",
+            p.kind.to_string(),
+            p.name,
+            p.description
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

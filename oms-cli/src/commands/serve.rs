@@ -34,7 +34,10 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining requests");
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: draining requests"
+        );
         handle.stop_graceful(Some(grace));
     });
     server.serve(oms.service()).await;

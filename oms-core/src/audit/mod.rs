@@ -11,6 +11,7 @@ mod sink;
 mod spill;
 mod stats;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use event::AuditEvent;

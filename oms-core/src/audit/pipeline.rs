@@ -146,7 +146,10 @@ impl std::fmt::Debug for AuditPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shared = &self.handle.shared;
         f.debug_struct("AuditPipeline")
-            .field("sinks", &shared.slots.iter().map(|s| s.name()).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &shared.slots.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
             .field("capacity", &shared.tx.max_capacity())
             .field("on_full", &shared.on_full)
             .finish_non_exhaustive()
@@ -254,7 +257,9 @@ impl AuditPipeline {
             let path = path.to_owned();
             move |source| AuditStartError::Io { path, source }
         };
-        tokio::fs::create_dir_all(&spill_dir).await.map_err(io(&spill_dir))?;
+        tokio::fs::create_dir_all(&spill_dir)
+            .await
+            .map_err(io(&spill_dir))?;
         let mut names = HashSet::new();
         let mut slots = Vec::with_capacity(sinks.len());
         for sink in sinks {
@@ -262,7 +267,11 @@ impl AuditPipeline {
             if !names.insert(stem) {
                 return Err(AuditStartError::DuplicateSink(sink.name().to_owned()));
             }
-            slots.push(Arc::new(SinkSlot::open(sink, &spill_dir).await.map_err(io(&spill_dir))?));
+            slots.push(Arc::new(
+                SinkSlot::open(sink, &spill_dir)
+                    .await
+                    .map_err(io(&spill_dir))?,
+            ));
         }
 
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
@@ -319,6 +328,9 @@ impl AuditPipeline {
     /// # tokio::fs::remove_dir_all(&dir).await.ok();
     /// # });
     /// ```
+    // The event comes back by value on purpose (the caller may retry or
+    // count it); on success nothing is copied.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent> {
         let shared = self.shared();
@@ -400,7 +412,11 @@ impl AuditPipeline {
             queue_depth: capacity.saturating_sub(shared.tx.capacity()),
             capacity,
             batches,
-            batch_size_avg: if batches == 0 { 0.0 } else { dequeued as f64 / batches as f64 },
+            batch_size_avg: if batches == 0 {
+                0.0
+            } else {
+                dequeued as f64 / batches as f64
+            },
             batch_size_max: shared.batch_max.load(Ordering::Relaxed),
             flush_p50_ms: p50,
             flush_p99_ms: p99,
@@ -447,7 +463,11 @@ impl AuditPipeline {
     pub async fn shutdown(&self) {
         let shared = &self.handle.shared;
         shared.shutdown.send_replace(true);
-        let tasks = shared.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let tasks = shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let Some(tasks) = tasks else {
             let mut finished = shared.finished.subscribe();
             let _ = finished.wait_for(|done| *done).await;
@@ -519,10 +539,20 @@ async fn worker(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::Receiver<AuditEvent>>>)
             }
         }
         shared.batches.fetch_add(1, Ordering::Relaxed);
-        shared.dequeued.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        shared.batch_max.fetch_max(batch.len() as u64, Ordering::Relaxed);
+        shared
+            .dequeued
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        shared
+            .batch_max
+            .fetch_max(batch.len() as u64, Ordering::Relaxed);
         let started = Instant::now();
-        futures::future::join_all(shared.slots.iter().map(|slot| deliver(&shared, slot, &batch))).await;
+        futures::future::join_all(
+            shared
+                .slots
+                .iter()
+                .map(|slot| deliver(&shared, slot, &batch)),
+        )
+        .await;
         shared.flush_latency.record(started.elapsed());
         batch.clear();
     }
@@ -536,7 +566,8 @@ async fn deliver(shared: &Shared, slot: &SinkSlot, batch: &[AuditEvent]) {
         for attempt in 1..=shared.attempts {
             match slot.sink.write_batch(batch).await {
                 Ok(()) => {
-                    slot.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    slot.written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     return;
                 }
                 Err(err) => {
@@ -579,14 +610,19 @@ async fn spill(shared: &Shared, slot: &SinkSlot, batch: &[AuditEvent]) {
         let stopping = *shared.shutdown.borrow();
         if stopping && rounds >= shared.attempts {
             shared.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            tracing::error!(sink = slot.name(), events = batch.len(), "audit events lost at shutdown");
+            tracing::error!(
+                sink = slot.name(),
+                events = batch.len(),
+                "audit events lost at shutdown"
+            );
             return;
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(shared.options.retry_cap.max(Duration::from_secs(5)));
         match slot.sink.write_batch(batch).await {
             Ok(()) => {
-                slot.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                slot.written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 return;
             }
             Err(_) => {

@@ -92,7 +92,10 @@ fn saturating_i64(n: u64) -> i64 {
 /// ```
 pub fn insert_statements(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement> {
     let per = rows_per_insert(backend);
-    events.chunks(per).map(|chunk| insert_chunk(backend, chunk)).collect()
+    events
+        .chunks(per)
+        .map(|chunk| insert_chunk(backend, chunk))
+        .collect()
 }
 
 fn insert_chunk(backend: DatabaseBackend, events: &[AuditEvent]) -> Statement {
@@ -278,7 +281,9 @@ const CHECK_LEN: usize = 4;
 const CURSOR_LEN: usize = 2 + 8 + 16 + CHECK_LEN;
 
 fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
-    let digest = Sha256::new_with_prefix(b"oms-audit-cursor").chain_update(body).finalize();
+    let digest = Sha256::new_with_prefix(b"oms-audit-cursor")
+        .chain_update(body)
+        .finalize();
     let mut out = [0u8; CHECK_LEN];
     out.copy_from_slice(&digest[..CHECK_LEN]);
     out
@@ -391,7 +396,11 @@ fn page_statement(
         and(&mut q, "actor = ?", vec![Value::from(actor.as_str())]);
     }
     if let Some(method) = &filter.method {
-        and(&mut q, "method = ?", vec![Value::from(method.to_ascii_uppercase())]);
+        and(
+            &mut q,
+            "method = ?",
+            vec![Value::from(method.to_ascii_uppercase())],
+        );
     }
     if let Some(status) = filter.status {
         and(&mut q, "status = ?", vec![Value::from(i32::from(status))]);
@@ -406,7 +415,10 @@ fn page_statement(
             vec![Value::from(at), Value::from(at), Value::from(id)],
         );
     }
-    q.push(" ORDER BY at DESC, id DESC LIMIT ?", [Value::from(i64::from(limit) + 1)]);
+    q.push(
+        " ORDER BY at DESC, id DESC LIMIT ?",
+        [Value::from(i64::from(limit) + 1)],
+    );
     Statement::from_sql_and_values(backend, q.sql, q.values)
 }
 
@@ -453,6 +465,7 @@ pub async fn list(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -465,10 +478,24 @@ mod tests {
             let mut chars: Vec<char> = text.chars().collect();
             chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
             let tampered: String = chars.into_iter().collect();
-            assert!(matches!(decode_cursor(&tampered), Err(AuditQueryError::BadCursor)), "{tampered}");
+            assert!(
+                matches!(decode_cursor(&tampered), Err(AuditQueryError::BadCursor)),
+                "{tampered}"
+            );
         }
-        for junk in ["", "x", "!!!", "AAAAAAAAAAAA", &"A".repeat(1000), "🦀", &text[..text.len() - 1]] {
-            assert!(matches!(decode_cursor(junk), Err(AuditQueryError::BadCursor)), "{junk}");
+        for junk in [
+            "",
+            "x",
+            "!!!",
+            "AAAAAAAAAAAA",
+            &"A".repeat(1000),
+            "🦀",
+            &text[..text.len() - 1],
+        ] {
+            assert!(
+                matches!(decode_cursor(junk), Err(AuditQueryError::BadCursor)),
+                "{junk}"
+            );
         }
     }
 
@@ -479,12 +506,26 @@ mod tests {
             status: Some(200),
             ..Default::default()
         };
-        let pg = page_statement(DatabaseBackend::Postgres, &filter, 10, Some((5, Uuid::nil())));
-        assert!(pg.sql.contains("actor = $1 AND status = $2 AND (at < $3 OR (at = $4 AND id < $5))"), "{}", pg.sql);
+        let pg = page_statement(
+            DatabaseBackend::Postgres,
+            &filter,
+            10,
+            Some((5, Uuid::nil())),
+        );
+        assert!(
+            pg.sql
+                .contains("actor = $1 AND status = $2 AND (at < $3 OR (at = $4 AND id < $5))"),
+            "{}",
+            pg.sql
+        );
         assert!(pg.sql.ends_with("LIMIT $6"), "{}", pg.sql);
         assert_eq!(pg.values.as_ref().map(|v| v.0.len()), Some(6));
         let lite = page_statement(DatabaseBackend::Sqlite, &AuditFilter::default(), 10, None);
-        assert!(lite.sql.ends_with("ORDER BY at DESC, id DESC LIMIT ?"), "{}", lite.sql);
+        assert!(
+            lite.sql.ends_with("ORDER BY at DESC, id DESC LIMIT ?"),
+            "{}",
+            lite.sql
+        );
 
         let events: Vec<_> = (0..3).map(|_| AuditEvent::example()).collect();
         let inserts = insert_statements(DatabaseBackend::Postgres, &events);

@@ -59,9 +59,19 @@ struct AppendState {
 pub(crate) fn file_stem(name: &str) -> String {
     let stem: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if stem.is_empty() { "_".to_owned() } else { stem }
+    if stem.is_empty() {
+        "_".to_owned()
+    } else {
+        stem
+    }
 }
 
 /// Fsyncs a directory so that a file created, renamed or removed in it
@@ -178,7 +188,13 @@ impl SinkSlot {
     pub(crate) async fn append(&self, events: &[AuditEvent]) -> std::io::Result<()> {
         let lines = to_json_lines(events);
         let mut state = self.append.lock().await;
-        self.healthy.store(false, Ordering::Release);
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                sink = %self.name,
+                file = %self.main.display(),
+                "audit sink failing: batches go to its spill file until it recovers"
+            );
+        }
         let created = file_len(&self.main).await? == 0;
         let result = async {
             let mut file = tokio::fs::OpenOptions::new()
@@ -200,7 +216,8 @@ impl SinkSlot {
                 if created {
                     sync_dir(&self.dir).await;
                 }
-                self.spilled.fetch_add(events.len() as u64, Ordering::Relaxed);
+                self.spilled
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
                 Ok(())
             }
             Err(err) => {

@@ -147,6 +147,7 @@ impl LatencyRing {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

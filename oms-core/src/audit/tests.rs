@@ -134,7 +134,9 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn sinks(list: &[&Arc<TestSink>]) -> Vec<Arc<dyn AuditSink>> {
-    list.iter().map(|s| Arc::clone(s) as Arc<dyn AuditSink>).collect()
+    list.iter()
+        .map(|s| Arc::clone(s) as Arc<dyn AuditSink>)
+        .collect()
 }
 
 fn assert_same_ids(got: Vec<Uuid>, sent: &[AuditEvent]) {
@@ -150,9 +152,13 @@ fn assert_same_ids(got: Vec<Uuid>, sent: &[AuditEvent]) {
 async fn batches_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let sink = TestSink::new("rec");
-    let p = AuditPipeline::start(&config(1, 1000, 10, 60_000), sinks(&[&sink]), dir.path().into())
-        .await
-        .unwrap();
+    let p = AuditPipeline::start(
+        &config(1, 1000, 10, 60_000),
+        sinks(&[&sink]),
+        dir.path().into(),
+    )
+    .await
+    .unwrap();
     for e in events(35) {
         p.record(e).await;
     }
@@ -164,7 +170,15 @@ async fn batches_by_size() {
     p.shutdown().await;
     assert_eq!(sink.batches(), vec![10, 10, 10, 5]);
     let stats = p.stats();
-    assert_eq!((stats.enqueued, stats.written, stats.batches, stats.batch_size_max), (35, 35, 4, 10));
+    assert_eq!(
+        (
+            stats.enqueued,
+            stats.written,
+            stats.batches,
+            stats.batch_size_max
+        ),
+        (35, 35, 4, 10)
+    );
     assert_eq!(sink.flushes.load(Ordering::SeqCst), 1);
 }
 
@@ -172,15 +186,23 @@ async fn batches_by_size() {
 async fn batches_by_interval() {
     let dir = tempfile::tempdir().unwrap();
     let sink = TestSink::new("rec");
-    let p = AuditPipeline::start(&config(2, 1000, 1000, 50), sinks(&[&sink]), dir.path().into())
-        .await
-        .unwrap();
+    let p = AuditPipeline::start(
+        &config(2, 1000, 1000, 50),
+        sinks(&[&sink]),
+        dir.path().into(),
+    )
+    .await
+    .unwrap();
     let started = std::time::Instant::now();
     for e in events(5) {
         p.record(e).await;
     }
     eventually("the interval flush", || sink.len() == 5).await;
-    assert!(started.elapsed() >= Duration::from_millis(45), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(45),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(sink.batches(), vec![5]);
     p.shutdown().await;
     assert!(p.stats().flush_p99_ms >= 0.0);
@@ -213,7 +235,10 @@ async fn every_event_recorded_reaches_the_sink_exactly_once() {
     p.shutdown().await;
     assert_same_ids(sink.ids(), &sent);
     let stats = p.stats();
-    assert_eq!((stats.enqueued, stats.written, stats.dropped), (20_000, 20_000, 0));
+    assert_eq!(
+        (stats.enqueued, stats.written, stats.dropped),
+        (20_000, 20_000, 0)
+    );
     assert_eq!(stats.queue_depth, 0);
     assert_eq!(stats.capacity, 64);
     assert!(stats.batch_size_max <= 32);
@@ -239,7 +264,10 @@ async fn block_mode_waits_for_room() {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!producer.is_finished(), "the producer should be held back");
-    assert!(p.try_record(AuditEvent::example()).is_err(), "queue should be full");
+    assert!(
+        p.try_record(AuditEvent::example()).is_err(),
+        "queue should be full"
+    );
     assert_eq!(p.stats().queue_depth, 4);
     gate.add_permits(1000);
     producer.await.unwrap();
@@ -255,7 +283,9 @@ async fn drop_mode_counts_drops_exactly() {
     let sink = TestSink::gated("stalled", gate.clone());
     let mut cfg = config(2, 16, 4, 1);
     cfg.on_full = OnFull::Drop;
-    let p = AuditPipeline::start(&cfg, sinks(&[&sink]), dir.path().into()).await.unwrap();
+    let p = AuditPipeline::start(&cfg, sinks(&[&sink]), dir.path().into())
+        .await
+        .unwrap();
     let sent = events(1_000);
     for e in sent.iter().cloned() {
         p.record(e).await;
@@ -263,7 +293,10 @@ async fn drop_mode_counts_drops_exactly() {
     let stats = p.stats();
     assert_eq!(stats.enqueued + stats.dropped, 1_000);
     // The queue plus at most one batch held by each stalled worker.
-    assert!(stats.enqueued >= 16 && stats.enqueued <= 16 + 2 * 4, "{stats:?}");
+    assert!(
+        stats.enqueued >= 16 && stats.enqueued <= 16 + 2 * 4,
+        "{stats:?}"
+    );
     gate.add_permits(10_000);
     p.shutdown().await;
     let stats = p.stats();
@@ -309,7 +342,10 @@ async fn a_failing_sink_gets_everything_after_it_recovers() {
     let stats = p.stats();
     assert_eq!(stats.written, 4_000);
     assert!(stats.failed >= 2, "{stats:?}");
-    assert!(stats.replayed > 0 && stats.replayed == stats.spilled, "{stats:?}");
+    assert!(
+        stats.replayed > 0 && stats.replayed == stats.spilled,
+        "{stats:?}"
+    );
     assert_eq!(stats.sinks[1].spilled, 0);
     assert!(!spill.exists());
     assert!(!dir.path().join("flaky.replaying.jsonl").exists());
@@ -337,7 +373,9 @@ async fn retries_absorb_a_short_failure() {
     let sink: Arc<dyn AuditSink> = Arc::new(FailsTwice(inner.clone()));
     let mut cfg = config(1, 100, 10, 1);
     cfg.retry_attempts = 3;
-    let p = AuditPipeline::start_with(&cfg, vec![sink], dir.path().into(), fast()).await.unwrap();
+    let p = AuditPipeline::start_with(&cfg, vec![sink], dir.path().into(), fast())
+        .await
+        .unwrap();
     let sent = events(10);
     for e in sent.iter().cloned() {
         p.record(e).await;
@@ -355,9 +393,14 @@ async fn a_spill_file_survives_a_restart_and_is_replayed() {
 
     // First run: the sink is down for good; shutdown leaves a spill file.
     let down = TestSink::failing("audit-db");
-    let p = AuditPipeline::start_with(&config(2, 1000, 64, 1), sinks(&[&down]), dir.path().into(), fast())
-        .await
-        .unwrap();
+    let p = AuditPipeline::start_with(
+        &config(2, 1000, 64, 1),
+        sinks(&[&down]),
+        dir.path().into(),
+        fast(),
+    )
+    .await
+    .unwrap();
     for e in sent[..200].iter().cloned() {
         p.record(e).await;
     }
@@ -384,15 +427,22 @@ async fn a_spill_file_survives_a_restart_and_is_replayed() {
         .unwrap();
     let mut bytes = super::spill::to_json_lines(&sent[200..250]);
     bytes.extend_from_slice(b"{\"id\":\"0190");
-    tokio::io::AsyncWriteExt::write_all(&mut tail, &bytes).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tail, &bytes)
+        .await
+        .unwrap();
     tokio::io::AsyncWriteExt::flush(&mut tail).await.unwrap();
     drop(tail);
 
     // Second run: the sink works; everything arrives, plus new events.
     let up = TestSink::new("audit-db");
-    let p = AuditPipeline::start_with(&config(2, 1000, 64, 1), sinks(&[&up]), dir.path().into(), fast())
-        .await
-        .unwrap();
+    let p = AuditPipeline::start_with(
+        &config(2, 1000, 64, 1),
+        sinks(&[&up]),
+        dir.path().into(),
+        fast(),
+    )
+    .await
+    .unwrap();
     assert!(!p.stats().sinks[0].healthy, "starts by replaying");
     for e in sent[250..].iter().cloned() {
         p.record(e).await;
@@ -412,9 +462,13 @@ async fn a_spill_file_survives_a_restart_and_is_replayed() {
 async fn shutdown_is_idempotent_and_concurrent() {
     let dir = tempfile::tempdir().unwrap();
     let sink = TestSink::new("rec");
-    let p = AuditPipeline::start(&config(3, 100, 10, 10_000), sinks(&[&sink]), dir.path().into())
-        .await
-        .unwrap();
+    let p = AuditPipeline::start(
+        &config(3, 100, 10, 10_000),
+        sinks(&[&sink]),
+        dir.path().into(),
+    )
+    .await
+    .unwrap();
     for e in events(7) {
         assert!(p.try_record(e).is_ok());
     }
@@ -434,7 +488,10 @@ async fn start_refuses_duplicate_sinks_and_bad_dirs() {
     let err = AuditPipeline::start(&AuditConfig::default(), sinks(&[&a, &b]), dir.path().into())
         .await
         .unwrap_err();
-    assert!(matches!(err, AuditStartError::DuplicateSink(ref n) if n == "same"), "{err}");
+    assert!(
+        matches!(err, AuditStartError::DuplicateSink(ref n) if n == "same"),
+        "{err}"
+    );
     let file = dir.path().join("file");
     tokio::fs::write(&file, b"x").await.unwrap();
     let err = AuditPipeline::start(&AuditConfig::default(), Vec::new(), file.join("sub"))
@@ -476,7 +533,10 @@ impl ConnectionPool for TestPool {
 }
 
 async fn sqlite(dir: &tempfile::TempDir) -> Database {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("audit.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("audit.db").display()
+    );
     let conn = sea_orm::Database::connect(url).await.unwrap();
     crate::db::migration::migrate(&conn).await.unwrap();
     Database::new(Arc::new(TestPool(conn)), 3)
@@ -508,9 +568,21 @@ fn history(t0: i64) -> Vec<AuditEvent> {
     (0..60)
         .map(|i| {
             let mut e = AuditEvent::example();
-            e.at_ms = if (10..13).contains(&i) { t0 + 10_000 } else { t0 + i * 1_000 };
-            e.actor = if i % 3 == 0 { "ops".into() } else { "shop".into() };
-            e.method = if i % 2 == 0 { "GET".into() } else { "POST".into() };
+            e.at_ms = if (10..13).contains(&i) {
+                t0 + 10_000
+            } else {
+                t0 + i * 1_000
+            };
+            e.actor = if i % 3 == 0 {
+                "ops".into()
+            } else {
+                "shop".into()
+            };
+            e.method = if i % 2 == 0 {
+                "GET".into()
+            } else {
+                "POST".into()
+            };
             e.status = if i % 5 == 0 { 403 } else { 200 };
             e.path = format!("/v1/orders/{i}");
             e
@@ -519,7 +591,7 @@ fn history(t0: i64) -> Vec<AuditEvent> {
 }
 
 fn newest_first(mut events: Vec<AuditEvent>) -> Vec<Uuid> {
-    events.sort_by(|a, b| (b.at_ms, b.id).cmp(&(a.at_ms, a.id)));
+    events.sort_by_key(|e| std::cmp::Reverse((e.at_ms, e.id)));
     events.into_iter().map(|e| e.id).collect()
 }
 
@@ -528,7 +600,9 @@ async fn all_pages(db: &Database, filter: &AuditFilter, limit: u32) -> (Vec<Uuid
     let mut pages = 0;
     let mut after: Option<String> = None;
     loop {
-        let page = query::list(db, filter, limit, after.as_deref()).await.unwrap();
+        let page = query::list(db, filter, limit, after.as_deref())
+            .await
+            .unwrap();
         pages += 1;
         assert!(page.items.len() <= limit as usize);
         ids.extend(page.items.iter().map(|r| r.id));
@@ -550,14 +624,28 @@ async fn query_pages_newest_first_with_filters() {
     insert(&db, &sent[..10]).await;
     assert_eq!(count(&db).await, 60);
 
-    let first = query::list(&db, &AuditFilter::default(), 7, None).await.unwrap();
+    let first = query::list(&db, &AuditFilter::default(), 7, None)
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 7);
     let json = serde_json::to_value(&first.items[0]).unwrap();
     assert_eq!(json["at"], "2026-11-28T14:00:59.000Z");
     assert_eq!(json["path"], "/v1/orders/59");
     for key in [
-        "id", "at", "request_id", "actor", "method", "route", "path", "status", "duration_us", "db_us",
-        "client_ip", "user_agent", "request_bytes", "response_bytes",
+        "id",
+        "at",
+        "request_id",
+        "actor",
+        "method",
+        "route",
+        "path",
+        "status",
+        "duration_us",
+        "db_us",
+        "client_ip",
+        "user_agent",
+        "request_bytes",
+        "response_bytes",
     ] {
         assert!(json.get(key).is_some(), "{key} missing");
     }
@@ -567,21 +655,34 @@ async fn query_pages_newest_first_with_filters() {
     assert_eq!(ids, newest_first(sent.clone()));
     assert_eq!(pages, 9);
 
-    let cases: Vec<(AuditFilter, Box<dyn Fn(&AuditEvent) -> bool>)> = vec![
+    type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
+    let cases: Vec<(AuditFilter, Keep)> = vec![
         (
-            AuditFilter { actor: Some("ops".into()), ..Default::default() },
+            AuditFilter {
+                actor: Some("ops".into()),
+                ..Default::default()
+            },
             Box::new(|e| e.actor == "ops"),
         ),
         (
-            AuditFilter { method: Some("post".into()), ..Default::default() },
+            AuditFilter {
+                method: Some("post".into()),
+                ..Default::default()
+            },
             Box::new(|e| e.method == "POST"),
         ),
         (
-            AuditFilter { status: Some(403), ..Default::default() },
+            AuditFilter {
+                status: Some(403),
+                ..Default::default()
+            },
             Box::new(|e| e.status == 403),
         ),
         (
-            AuditFilter { since_ms: Some(t0 + 30_000), ..Default::default() },
+            AuditFilter {
+                since_ms: Some(t0 + 30_000),
+                ..Default::default()
+            },
             Box::new(move |e| e.at_ms >= t0 + 30_000),
         ),
         (
@@ -591,7 +692,9 @@ async fn query_pages_newest_first_with_filters() {
                 status: Some(200),
                 since_ms: Some(t0 + 5_000),
             },
-            Box::new(move |e| e.actor == "shop" && e.method == "GET" && e.status == 200 && e.at_ms >= t0 + 5_000),
+            Box::new(move |e| {
+                e.actor == "shop" && e.method == "GET" && e.status == 200 && e.at_ms >= t0 + 5_000
+            }),
         ),
     ];
     for (filter, keep) in cases {
@@ -602,8 +705,17 @@ async fn query_pages_newest_first_with_filters() {
     }
 
     // Limits are clamped; an exact last page has no cursor.
-    assert_eq!(query::list(&db, &AuditFilter::default(), 0, None).await.unwrap().items.len(), 1);
-    let whole = query::list(&db, &AuditFilter::default(), 60, None).await.unwrap();
+    assert_eq!(
+        query::list(&db, &AuditFilter::default(), 0, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let whole = query::list(&db, &AuditFilter::default(), 60, None)
+        .await
+        .unwrap();
     assert_eq!((whole.items.len(), whole.next_cursor), (60, None));
 }
 
@@ -612,13 +724,17 @@ async fn query_rejects_bad_cursors() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(&dir).await;
     insert(&db, &history(0)).await;
-    let page = query::list(&db, &AuditFilter::default(), 5, None).await.unwrap();
+    let page = query::list(&db, &AuditFilter::default(), 5, None)
+        .await
+        .unwrap();
     let cursor = page.next_cursor.unwrap();
     let mut tampered = cursor.clone().into_bytes();
     tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     for bad in ["", "garbage", "%%%", tampered.as_str(), &cursor[1..]] {
-        let err = query::list(&db, &AuditFilter::default(), 5, Some(bad)).await.unwrap_err();
+        let err = query::list(&db, &AuditFilter::default(), 5, Some(bad))
+            .await
+            .unwrap_err();
         assert!(matches!(err, AuditQueryError::BadCursor), "{bad}: {err}");
     }
 }

@@ -71,16 +71,13 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(file);
         }
-        figment.merge(
-            Env::prefixed("OMS_")
-                .split("__")
-                .filter(|key| {
-                    let key = key.as_str().to_ascii_lowercase();
-                    SECTIONS
-                        .iter()
-                        .any(|s| key.strip_prefix(s).is_some_and(|rest| rest.starts_with('.')))
-                }),
-        )
+        figment.merge(Env::prefixed("OMS_").split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            SECTIONS.iter().any(|s| {
+                key.strip_prefix(s)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+        }))
     }
 
     /// Loads the configuration from `path` (or defaults only when `None`),
@@ -120,9 +117,7 @@ impl Config {
     }
 
     fn extract(figment: Figment, base_dir: PathBuf) -> Result<Config, ConfigError> {
-        let mut config: Config = figment
-            .extract()
-            .map_err(ConfigError::from_figment)?;
+        let mut config: Config = figment.extract().map_err(ConfigError::from_figment)?;
         config.base_dir = base_dir;
         config.validate()?;
         Ok(config)

@@ -210,7 +210,9 @@ impl Default for AuditConfig {
 impl AuditConfig {
     /// The spill directory: `spill_dir`, or `audit-spill` in `base_dir`.
     pub fn effective_spill_dir(&self, base_dir: &std::path::Path) -> PathBuf {
-        self.spill_dir.clone().unwrap_or_else(|| base_dir.join("audit-spill"))
+        self.spill_dir
+            .clone()
+            .unwrap_or_else(|| base_dir.join("audit-spill"))
     }
 
     /// The table `[audit.<name>]` deserialised as the plugin's settings
@@ -227,7 +229,11 @@ impl AuditConfig {
             None => Ok(T::default()),
             Some(value) => serde_path_to_error::deserialize(value.clone()).map_err(|err| {
                 let path = err.path().to_string();
-                let key = if path == "." { format!("audit.{name}") } else { format!("audit.{name}.{path}") };
+                let key = if path == "." {
+                    format!("audit.{name}")
+                } else {
+                    format!("audit.{name}.{path}")
+                };
                 super::ConfigIssue {
                     key,
                     value: value.to_string(),

@@ -41,7 +41,11 @@ impl Config {
         );
         v.at_least("server.max_body_bytes", s.max_body_bytes, 1);
         v.at_least("server.request_timeout_ms", s.request_timeout_ms, 1);
-        v.at_least("server.max_concurrent_requests", s.max_concurrent_requests as u64, 1);
+        v.at_least(
+            "server.max_concurrent_requests",
+            s.max_concurrent_requests as u64,
+            1,
+        );
         v.at_least("server.shutdown_grace_ms", s.shutdown_grace_ms, 1);
 
         let d = &self.database;
@@ -50,7 +54,10 @@ impl Config {
             d.max_connections >= d.min_connections,
             "database.max_connections",
             d.max_connections,
-            format!("must be >= database.min_connections ({})", d.min_connections),
+            format!(
+                "must be >= database.min_connections ({})",
+                d.min_connections
+            ),
         );
         v.at_least("database.acquire_timeout_ms", d.acquire_timeout_ms, 1);
         if let Some(url) = &d.url {
@@ -63,7 +70,12 @@ impl Config {
                 "must start with sqlite:, postgres:// or postgresql://",
             );
         }
-        v.check(!d.pool.is_empty(), "database.pool", "\"\"", "must name a pool plugin");
+        v.check(
+            !d.pool.is_empty(),
+            "database.pool",
+            "\"\"",
+            "must name a pool plugin",
+        );
 
         let o = &self.orders;
         v.at_least("orders.idempotency_ttl_s", o.idempotency_ttl_s, 1);
@@ -105,7 +117,12 @@ impl Config {
         }
 
         let m = &self.metrics;
-        v.check(!m.recorder.is_empty(), "metrics.recorder", "\"\"", "must name a recorder plugin");
+        v.check(
+            !m.recorder.is_empty(),
+            "metrics.recorder",
+            "\"\"",
+            "must name a recorder plugin",
+        );
         v.at_least("metrics.slow_request_ms", m.slow_request_ms, 1);
 
         let c = &self.cache;
@@ -126,11 +143,23 @@ impl Config {
 
         let r = &self.rate_limit;
         if r.enabled {
-            v.at_least("rate_limit.requests_per_second", u64::from(r.requests_per_second), 1);
+            v.at_least(
+                "rate_limit.requests_per_second",
+                u64::from(r.requests_per_second),
+                1,
+            );
             v.at_least("rate_limit.burst", u64::from(r.burst), 1);
             for (name, o) in &r.overrides {
-                v.at_least(&format!("rate_limit.overrides.{name}.requests_per_second"), u64::from(o.requests_per_second), 1);
-                v.at_least(&format!("rate_limit.overrides.{name}.burst"), u64::from(o.burst), 1);
+                v.at_least(
+                    &format!("rate_limit.overrides.{name}.requests_per_second"),
+                    u64::from(o.requests_per_second),
+                    1,
+                );
+                v.at_least(
+                    &format!("rate_limit.overrides.{name}.burst"),
+                    u64::from(o.burst),
+                    1,
+                );
             }
         }
 
@@ -166,7 +195,10 @@ impl Config {
             );
             v.check(
                 key.sha256.len() == 64
-                    && key.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    && key
+                        .sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
                 &format!("auth.keys[{i}].sha256"),
                 format!("{:?}", key.sha256),
                 "must be 64 lower-case hex digits (the SHA-256 of the token)",
@@ -217,7 +249,10 @@ mod tests {
 
     #[test]
     fn redacts_password_only() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://oms.db"), "sqlite://oms.db");
     }

@@ -38,19 +38,21 @@ impl PoolError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             PoolError::Timeout(_) | PoolError::Unavailable(_) | PoolError::Closed => true,
-            PoolError::Db(err) => matches!(
-                err,
-                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
-            ) || {
-                let text = err.to_string();
-                text.contains("Connection refused")
-                    || text.contains("connection closed")
-                    || text.contains("terminating connection")
-                    || text.contains("broken pipe")
-                    || text.contains("Broken pipe")
-                    || text.contains("pool timed out")
-                    || text.contains("the database system is")
-            },
+            PoolError::Db(err) => {
+                matches!(
+                    err,
+                    sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
+                ) || {
+                    let text = err.to_string();
+                    text.contains("Connection refused")
+                        || text.contains("connection closed")
+                        || text.contains("terminating connection")
+                        || text.contains("broken pipe")
+                        || text.contains("Broken pipe")
+                        || text.contains("pool timed out")
+                        || text.contains("the database system is")
+                }
+            }
         }
     }
 }

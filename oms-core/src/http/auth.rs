@@ -74,27 +74,45 @@ impl Auth {
     fn allowed(&self, key: &Key, method: &salvo::http::Method) -> bool {
         let needs = match self.access {
             Access::Admin => Role::Admin,
-            Access::Resource if method == salvo::http::Method::GET || method == salvo::http::Method::HEAD => Role::Read,
+            Access::Resource
+                if method == salvo::http::Method::GET || method == salvo::http::Method::HEAD =>
+            {
+                Role::Read
+            }
             Access::Resource => Role::Write,
         };
-        key.roles.iter().any(|&r| r == Role::Admin || r == needs || (needs == Role::Read && r == Role::Write))
+        key.roles
+            .iter()
+            .any(|&r| r == Role::Admin || r == needs || (needs == Role::Read && r == Role::Write))
     }
 }
 
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[async_trait]
 impl Handler for Auth {
-    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
         if !self.enabled {
             return;
         }
         let refuse = |err: ApiError, depot: &Depot, res: &mut Response, ctrl: &mut FlowCtrl| {
-            let id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+            let id = depot
+                .get_typed::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default();
             err.render(&id, res);
             ctrl.skip_rest();
         };

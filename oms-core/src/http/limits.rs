@@ -31,7 +31,10 @@ impl Limits {
 }
 
 fn refuse(depot: &Depot, res: &mut Response, err: ApiError) {
-    let id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let id = depot
+        .get_typed::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     // Discard whatever a timed-out handler had written.
     res.headers_mut().remove(salvo::http::header::ETAG);
     err.render(&id, res);
@@ -39,7 +42,13 @@ fn refuse(depot: &Depot, res: &mut Response, err: ApiError) {
 
 #[async_trait]
 impl Handler for Limits {
-    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
         let Ok(_permit) = self.permits.try_acquire() else {
             let err = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -5,18 +5,19 @@
 //! [`ApiError`] on failure, which is turned into RFC 9457 problem+json in
 //! one place ([`problem`]).
 
+mod audit;
 mod auth;
 mod limits;
 mod ops;
 mod orders;
-mod rate_limit;
-mod products;
-mod request;
 pub mod problem;
+mod products;
+mod rate_limit;
+mod request;
 mod telemetry;
 
-pub use problem::ApiError;
 pub use limits::Limits;
+pub use problem::ApiError;
 pub use telemetry::{RequestId, Telemetry};
 
 use std::sync::Arc;
@@ -35,7 +36,13 @@ struct InjectState(Arc<AppState>);
 
 #[async_trait]
 impl Handler for InjectState {
-    async fn handle(&self, _req: &mut Request, depot: &mut Depot, _res: &mut Response, _ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        depot: &mut Depot,
+        _res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
         depot.insert_typed(self.0.clone());
     }
 }
@@ -79,7 +86,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         );
     let admin = guarded(Access::Admin)
         .push(Router::with_path("debug/performance").get(ops::performance))
-        .push(Router::with_path("metrics").get(ops::metrics));
+        .push(Router::with_path("metrics").get(ops::metrics))
+        .push(Router::with_path("v1/audit").get(audit::list));
     Router::new()
         .hoop(InjectState(state))
         .push(Router::with_path("health").get(ops::health))
@@ -103,7 +111,9 @@ pub(crate) fn service(state: Arc<AppState>, extra: Option<Router>) -> Service {
     if let Some(compression) = compression {
         service = service.hoop(compression);
     }
-    service.hoop(limits).catcher(Catcher::new(problem::CatchAll))
+    service
+        .hoop(limits)
+        .catcher(Catcher::new(problem::CatchAll))
 }
 
 fn compression(config: &crate::config::CompressionConfig) -> Option<Compression> {
@@ -111,7 +121,9 @@ fn compression(config: &crate::config::CompressionConfig) -> Option<Compression>
     if !config.enabled {
         return None;
     }
-    let mut compression = Compression::new().disable_all().min_length(config.min_bytes);
+    let mut compression = Compression::new()
+        .disable_all()
+        .min_length(config.min_bytes);
     for algorithm in &config.algorithms {
         compression = match algorithm {
             A::Zstd => compression.enable_zstd(CompressionLevel::Default),
@@ -122,7 +134,11 @@ fn compression(config: &crate::config::CompressionConfig) -> Option<Compression>
     let json: salvo::http::mime::Mime = "application/problem+json"
         .parse()
         .unwrap_or(salvo::http::mime::APPLICATION_JSON);
-    Some(compression.content_types(&[salvo::http::mime::APPLICATION_JSON, json, salvo::http::mime::TEXT_PLAIN]))
+    Some(compression.content_types(&[
+        salvo::http::mime::APPLICATION_JSON,
+        json,
+        salvo::http::mime::TEXT_PLAIN,
+    ]))
 }
 
 /// The caller's token name, set by the auth hoop; `anonymous` otherwise.
@@ -152,7 +168,12 @@ pub(crate) fn render_json<T: serde::Serialize>(res: &mut Response, status: Statu
 }
 
 /// Writes `value` as JSON with its `ETag`.
-pub(crate) fn render_versioned<T: serde::Serialize>(res: &mut Response, status: StatusCode, value: &T, version: i64) {
+pub(crate) fn render_versioned<T: serde::Serialize>(
+    res: &mut Response,
+    status: StatusCode,
+    value: &T,
+    version: i64,
+) {
     set_etag(res, version);
     render_json(res, status, value);
 }
@@ -182,7 +203,11 @@ pub(crate) fn render_cached(req: &Request, res: &mut Response, cached: &crate::c
 /// Writes a stored (idempotent) response: its status and exact body.
 pub(crate) fn render_stored(res: &mut Response, status: u16, body: String) {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if status.is_success() { "application/json; charset=utf-8" } else { "application/problem+json" };
+    let content_type = if status.is_success() {
+        "application/json; charset=utf-8"
+    } else {
+        "application/problem+json"
+    };
     if status.is_success()
         && let Some(version) = serde_json::from_str::<serde_json::Value>(&body)
             .ok()

@@ -18,8 +18,14 @@ pub(super) async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), 
     let ping = tokio::time::timeout(Duration::from_millis(900), state.db.pool().ping()).await;
     let (status, database) = match ping {
         Ok(Ok(())) => (StatusCode::OK, "ok".to_owned()),
-        Ok(Err(err)) => (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {err}")),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable: no answer within 900ms".to_owned()),
+        Ok(Err(err)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unavailable: {err}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable: no answer within 900ms".to_owned(),
+        ),
     };
     render_json(
         res,
@@ -88,26 +94,114 @@ pub(super) async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(),
     let cache = state.cache_stats();
     let system = state.system.snapshot();
     let gauges: [(&str, &str, &str, f64); 17] = [
-        ("http_server_active_requests", "gauge", "Requests being handled now.", state.in_flight.load(Ordering::Relaxed) as f64),
-        ("oms_pool_connections", "gauge", "Open database connections.", f64::from(pool.size)),
-        ("oms_pool_idle_connections", "gauge", "Idle database connections.", f64::from(pool.idle)),
-        ("oms_pool_max_connections", "gauge", "Configured maximum connections.", f64::from(pool.max)),
-        ("oms_pool_waiting", "gauge", "Callers waiting for a connection.", f64::from(pool.waiting)),
-        ("oms_pool_acquire_timeouts_total", "counter", "Acquires that timed out.", pool.timeouts as f64),
-        ("oms_audit_enqueued_total", "counter", "Audit events accepted.", audit.enqueued as f64),
-        ("oms_audit_written_total", "counter", "Audit events written to every sink.", audit.written as f64),
-        ("oms_audit_dropped_total", "counter", "Audit events dropped (on_full = drop).", audit.dropped as f64),
-        ("oms_audit_failed_total", "counter", "Audit batch writes that failed.", audit.failed as f64),
-        ("oms_audit_spilled_total", "counter", "Audit events spilled to disk.", audit.spilled as f64),
-        ("oms_audit_queue_depth", "gauge", "Audit events waiting.", audit.queue_depth as f64),
-        ("oms_cache_hits_total", "counter", "Read-cache hits.", cache.hits as f64),
-        ("oms_cache_misses_total", "counter", "Read-cache misses.", cache.misses as f64),
-        ("oms_cache_entries", "gauge", "Read-cache entries.", cache.entries as f64),
-        ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", system.process_rss_bytes as f64),
-        ("process_cpu_percent", "gauge", "Process CPU use, percent of one core.", system.process_cpu_percent),
+        (
+            "http_server_active_requests",
+            "gauge",
+            "Requests being handled now.",
+            state.in_flight.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "oms_pool_connections",
+            "gauge",
+            "Open database connections.",
+            f64::from(pool.size),
+        ),
+        (
+            "oms_pool_idle_connections",
+            "gauge",
+            "Idle database connections.",
+            f64::from(pool.idle),
+        ),
+        (
+            "oms_pool_max_connections",
+            "gauge",
+            "Configured maximum connections.",
+            f64::from(pool.max),
+        ),
+        (
+            "oms_pool_waiting",
+            "gauge",
+            "Callers waiting for a connection.",
+            f64::from(pool.waiting),
+        ),
+        (
+            "oms_pool_acquire_timeouts_total",
+            "counter",
+            "Acquires that timed out.",
+            pool.timeouts as f64,
+        ),
+        (
+            "oms_audit_enqueued_total",
+            "counter",
+            "Audit events accepted.",
+            audit.enqueued as f64,
+        ),
+        (
+            "oms_audit_written_total",
+            "counter",
+            "Audit events written to every sink.",
+            audit.written as f64,
+        ),
+        (
+            "oms_audit_dropped_total",
+            "counter",
+            "Audit events dropped (on_full = drop).",
+            audit.dropped as f64,
+        ),
+        (
+            "oms_audit_failed_total",
+            "counter",
+            "Audit batch writes that failed.",
+            audit.failed as f64,
+        ),
+        (
+            "oms_audit_spilled_total",
+            "counter",
+            "Audit events spilled to disk.",
+            audit.spilled as f64,
+        ),
+        (
+            "oms_audit_queue_depth",
+            "gauge",
+            "Audit events waiting.",
+            audit.queue_depth as f64,
+        ),
+        (
+            "oms_cache_hits_total",
+            "counter",
+            "Read-cache hits.",
+            cache.hits as f64,
+        ),
+        (
+            "oms_cache_misses_total",
+            "counter",
+            "Read-cache misses.",
+            cache.misses as f64,
+        ),
+        (
+            "oms_cache_entries",
+            "gauge",
+            "Read-cache entries.",
+            cache.entries as f64,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            system.process_rss_bytes as f64,
+        ),
+        (
+            "process_cpu_percent",
+            "gauge",
+            "Process CPU use, percent of one core.",
+            system.process_cpu_percent,
+        ),
     ];
     for (name, kind, help, value) in gauges {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
     res.headers_mut().insert(
         CONTENT_TYPE,

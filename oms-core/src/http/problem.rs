@@ -41,7 +41,11 @@ struct Body<'a> {
 
 impl ApiError {
     /// A problem with `status`, `code` and `detail`.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -75,7 +79,11 @@ impl ApiError {
             .join("; ");
         Self {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
         }
     }
 
@@ -111,7 +119,10 @@ impl ApiError {
     pub fn render(&self, request_id: &str, res: &mut Response) {
         res.status_code(self.status);
         let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -158,9 +169,18 @@ pub fn for_status(status: StatusCode) -> ApiError {
     let (code, detail) = match status.as_u16() {
         400 => ("bad_request", "the request is malformed"),
         404 => ("not_found", "no such resource or route"),
-        405 => ("method_not_allowed", "the route exists but not with this method; see Allow"),
-        413 => ("payload_too_large", "the body exceeds server.max_body_bytes"),
-        415 => ("unsupported_media_type", "send Content-Type: application/json"),
+        405 => (
+            "method_not_allowed",
+            "the route exists but not with this method; see Allow",
+        ),
+        413 => (
+            "payload_too_large",
+            "the body exceeds server.max_body_bytes",
+        ),
+        415 => (
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ),
         429 => ("rate_limited", "over the request budget; see Retry-After"),
         503 => ("overloaded", "the server is at capacity; retry later"),
         _ if status.is_server_error() => ("internal", "an internal error occurred"),
@@ -201,7 +221,8 @@ impl From<&DomainError> for ApiError {
                 tracing::warn!(error = %db, "database unavailable");
             }
         }
-        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut api = ApiError::new(status, err.code(), err.detail());
         api.errors = err.field_errors().to_vec();
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -220,7 +241,10 @@ impl From<DomainError> for ApiError {
 #[async_trait]
 impl Writer for ApiError {
     async fn write(self, _req: &mut Request, depot: &mut Depot, res: &mut Response) {
-        let id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let id = depot
+            .get_typed::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         self.render(&id, res);
     }
 }
@@ -230,9 +254,18 @@ pub(crate) struct CatchAll;
 
 #[async_trait]
 impl Handler for CatchAll {
-    async fn handle(&self, _req: &mut Request, depot: &mut Depot, res: &mut Response, _ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
         let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-        let id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let id = depot
+            .get_typed::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         for_status(status).render(&id, res);
     }
 }

@@ -3,7 +3,7 @@
 use salvo::prelude::*;
 
 use super::request::{if_match, json_body, page_params};
-use super::{ApiError, render_versioned, render_json, state};
+use super::{ApiError, render_json, render_versioned, state};
 use crate::cache::Cached;
 use crate::domain::{NewProduct, ProductPatch, StockMove};
 
@@ -13,7 +13,11 @@ fn sku(req: &Request) -> String {
 
 /// `POST /v1/products`.
 #[handler]
-pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+pub(super) async fn create(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
     let state = state(depot)?;
     let (input, _) = json_body::<NewProduct>(req, state.config.server.max_body_bytes).await?;
     let product = state.orders.create_product(input).await?;
@@ -26,7 +30,11 @@ pub(super) async fn create(req: &mut Request, depot: &mut Depot, res: &mut Respo
 
 /// `GET /v1/products/{sku}`: 304 on a matching `If-None-Match`.
 #[handler]
-pub(super) async fn get(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+pub(super) async fn get(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
     let state = state(depot)?;
     let sku = sku(req);
     let cached = match state.cache.product(&sku) {
@@ -36,7 +44,9 @@ pub(super) async fn get(req: &mut Request, depot: &mut Depot, res: &mut Response
             let product = state.orders.get_product(&sku).await?;
             let body = serde_json::to_vec(&product).map_err(ApiError::internal)?;
             let cached = std::sync::Arc::new(Cached::new(product.version, body));
-            state.cache.fill_product(&sku, epoch, Cached::clone(&cached));
+            state
+                .cache
+                .fill_product(&sku, epoch, Cached::clone(&cached));
             cached
         }
     };
@@ -46,7 +56,11 @@ pub(super) async fn get(req: &mut Request, depot: &mut Depot, res: &mut Response
 
 /// `GET /v1/products?limit&after`: ordered by SKU.
 #[handler]
-pub(super) async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+pub(super) async fn list(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
     let state = state(depot)?;
     let (limit, after) = page_params(req)?;
     let page = state.orders.list_products(limit, after.as_deref()).await?;
@@ -56,11 +70,19 @@ pub(super) async fn list(req: &mut Request, depot: &mut Depot, res: &mut Respons
 
 /// `PATCH /v1/products/{sku}`: honours `If-Match`.
 #[handler]
-pub(super) async fn patch(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+pub(super) async fn patch(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
     let state = state(depot)?;
-    let expected = if_match(req)?;
+    let sku = sku(req);
+    let condition = if_match(req)?;
     let (input, _) = json_body::<ProductPatch>(req, state.config.server.max_body_bytes).await?;
-    let product = state.orders.update_product(&sku(req), input, expected).await?;
+    let expected = condition
+        .expected(|| async { Ok::<_, ApiError>(state.orders.get_product(&sku).await?.version) })
+        .await?;
+    let product = state.orders.update_product(&sku, input, expected).await?;
     state.cache.invalidate_products([&product.sku]);
     render_versioned(res, StatusCode::OK, &product, product.version);
     Ok(())
@@ -68,11 +90,19 @@ pub(super) async fn patch(req: &mut Request, depot: &mut Depot, res: &mut Respon
 
 /// `POST /v1/products/{sku}/stock`: restock or write off.
 #[handler]
-pub(super) async fn stock(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+pub(super) async fn stock(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
     let state = state(depot)?;
-    let expected = if_match(req)?;
+    let sku = sku(req);
+    let condition = if_match(req)?;
     let (input, _) = json_body::<StockMove>(req, state.config.server.max_body_bytes).await?;
-    let product = state.orders.move_stock(&sku(req), input.delta, expected).await?;
+    let expected = condition
+        .expected(|| async { Ok::<_, ApiError>(state.orders.get_product(&sku).await?.version) })
+        .await?;
+    let product = state.orders.move_stock(&sku, input.delta, expected).await?;
     state.cache.invalidate_products([&product.sku]);
     render_versioned(res, StatusCode::OK, &product, product.version);
     Ok(())

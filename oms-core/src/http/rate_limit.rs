@@ -23,7 +23,8 @@ use salvo::prelude::*;
 use super::{Actor, ApiError, RequestId};
 use crate::config::RateLimitConfig;
 
-type Keyed = Governor<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Keyed =
+    Governor<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 type Direct = Governor<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
 struct Budget {
@@ -63,7 +64,9 @@ impl RateLimit {
             rps: config.requests_per_second,
             burst: config.burst,
         };
-        let keyed = Arc::new(Governor::keyed(default.quota()).with_middleware::<StateInformationMiddleware>());
+        let keyed = Arc::new(
+            Governor::keyed(default.quota()).with_middleware::<StateInformationMiddleware>(),
+        );
         let overrides = config
             .overrides
             .iter()
@@ -72,7 +75,8 @@ impl RateLimit {
                     rps: o.requests_per_second,
                     burst: o.burst,
                 };
-                let limiter = Governor::direct(budget.quota()).with_middleware::<StateInformationMiddleware>();
+                let limiter = Governor::direct(budget.quota())
+                    .with_middleware::<StateInformationMiddleware>();
                 (name.clone(), (budget, limiter))
             })
             .collect();
@@ -81,8 +85,10 @@ impl RateLimit {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                let Some(keyed) = sweeper.upgrade() else { break };
-                sweep(&keyed);
+                match sweeper.upgrade() {
+                    Some(keyed) => sweep(&keyed),
+                    None => break,
+                }
             }
         });
         Some(Self {
@@ -91,7 +97,6 @@ impl RateLimit {
             overrides,
         })
     }
-
 }
 
 /// Drops the buckets that have refilled completely.
@@ -117,7 +122,13 @@ fn caller(req: &Request, depot: &Depot) -> (String, bool) {
 
 #[async_trait]
 impl Handler for RateLimit {
-    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
         let (key, named) = caller(req, depot);
         let (budget, outcome) = match self.overrides.get(&key).filter(|_| named) {
             Some((budget, limiter)) => (budget, limiter.check()),
@@ -131,8 +142,10 @@ impl Handler for RateLimit {
         match outcome {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
-                let reset = (budget.burst - remaining.min(budget.burst)).div_ceil(budget.rps.max(1));
-                if let Ok(v) = HeaderValue::try_from(format!("\"{name}\";r={remaining};t={reset}")) {
+                let reset =
+                    (budget.burst - remaining.min(budget.burst)).div_ceil(budget.rps.max(1));
+                if let Ok(v) = HeaderValue::try_from(format!("\"{name}\";r={remaining};t={reset}"))
+                {
                     headers.insert("ratelimit", v);
                 }
             }
@@ -142,7 +155,10 @@ impl Handler for RateLimit {
                 if let Ok(v) = HeaderValue::try_from(format!("\"{name}\";r=0;t={secs}")) {
                     headers.insert("ratelimit", v);
                 }
-                let id = depot.get_typed::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+                let id = depot
+                    .get_typed::<RequestId>()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default();
                 ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
@@ -170,11 +186,17 @@ mod tests {
         };
         let limiter = RateLimit::new(&config).expect("enabled");
         for n in 0..10_000 {
-            let _ = limiter.keyed.check_key(&format!("10.0.{}.{}", n / 256, n % 256));
+            let _ = limiter
+                .keyed
+                .check_key(&format!("10.0.{}.{}", n / 256, n % 256));
         }
         assert_eq!(limiter.keyed.len(), 10_000);
         tokio::time::sleep(Duration::from_millis(20)).await;
         sweep(&limiter.keyed);
-        assert_eq!(limiter.keyed.len(), 0, "refilled buckets hold nothing and are dropped");
+        assert_eq!(
+            limiter.keyed.len(),
+            0,
+            "refilled buckets hold nothing and are dropped"
+        );
     }
 }

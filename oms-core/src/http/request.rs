@@ -31,12 +31,18 @@ fn is_json(req: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")))
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
 }
 
 /// The raw body, at most `max` bytes, checking the content type first.
 /// `optional` bodies may be absent (no content type, empty).
-async fn body_bytes(req: &mut Request, max: u64, optional: bool) -> Result<Option<Vec<u8>>, ApiError> {
+async fn body_bytes(
+    req: &mut Request,
+    max: u64,
+    optional: bool,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -57,10 +63,13 @@ async fn body_bytes(req: &mut Request, max: u64, optional: bool) -> Result<Optio
         return Err(payload_too_large(max));
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let bytes = req.payload_with_max_size(limit).await.map_err(|err| match err {
-        salvo::http::ParseError::PayloadTooLarge => payload_too_large(max),
-        other => ApiError::bad_request(format!("the body could not be read: {other}")),
-    })?;
+    let bytes = req
+        .payload_with_max_size(limit)
+        .await
+        .map_err(|err| match err {
+            salvo::http::ParseError::PayloadTooLarge => payload_too_large(max),
+            other => ApiError::bad_request(format!("the body could not be read: {other}")),
+        })?;
     if optional && bytes.is_empty() {
         return Ok(None);
     }
@@ -100,15 +109,19 @@ fn strip_position(message: &str) -> String {
 
 /// Reads a required JSON body as `T`; also returns the parsed JSON value
 /// (for idempotency hashing).
-pub(crate) async fn json_body<T: DeserializeOwned>(req: &mut Request, max: u64) -> Result<(T, Vec<u8>), ApiError> {
-    let bytes = body_bytes(req, max, false)
-        .await?
-        .unwrap_or_default();
+pub(crate) async fn json_body<T: DeserializeOwned>(
+    req: &mut Request,
+    max: u64,
+) -> Result<(T, Vec<u8>), ApiError> {
+    let bytes = body_bytes(req, max, false).await?.unwrap_or_default();
     Ok((parse_json(&bytes)?, bytes))
 }
 
 /// Reads an optional JSON body as `T` (`T::default()` when absent).
-pub(crate) async fn optional_json_body<T: DeserializeOwned + Default>(req: &mut Request, max: u64) -> Result<T, ApiError> {
+pub(crate) async fn optional_json_body<T: DeserializeOwned + Default>(
+    req: &mut Request,
+    max: u64,
+) -> Result<T, ApiError> {
     match body_bytes(req, max, true).await? {
         Some(bytes) => parse_json(&bytes),
         None => Ok(T::default()),
@@ -136,7 +149,9 @@ pub(crate) fn query_str(req: &Request, name: &str) -> Result<Option<String>, Api
     let mut values = req.queries().get_vec(name).into_iter().flatten();
     let first = values.next().cloned();
     if values.next().is_some() {
-        return Err(ApiError::bad_request(format!("query parameter {name} given more than once")));
+        return Err(ApiError::bad_request(format!(
+            "query parameter {name} given more than once"
+        )));
     }
     Ok(first)
 }
@@ -148,22 +163,61 @@ fn parse_etag(tag: &str) -> Option<i64> {
     tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 
-/// `If-Match: "<version>"` as the expected version; `*` or absent means
-/// no condition. A malformed value is a 400.
-pub(crate) fn if_match(req: &Request) -> Result<Option<i64>, ApiError> {
+/// A parsed `If-Match` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IfMatch {
+    /// Absent or `*`: no condition.
+    Any,
+    /// One or more entity tags; the write proceeds if one is current.
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// The version to hand the domain, which checks it atomically: the
+    /// listed tag equal to `current` if there is one, else the first tag
+    /// (which then fails as a mismatch). Only a list needs `current`.
+    pub(crate) async fn expected<F, Fut, E>(&self, current: F) -> Result<Option<i64>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, E>>,
+    {
+        match self {
+            IfMatch::Any => Ok(None),
+            IfMatch::Versions(tags) if tags.len() == 1 => Ok(tags.first().copied()),
+            IfMatch::Versions(tags) => {
+                let current = current().await?;
+                Ok(tags
+                    .iter()
+                    .copied()
+                    .find(|&t| t == current)
+                    .or(tags.first().copied()))
+            }
+        }
+    }
+}
+
+/// Parses `If-Match` (`"3"`, `"1", "3"`, `W/"3"` or `*`); malformed is 400.
+pub(crate) fn if_match(req: &Request) -> Result<IfMatch, ApiError> {
     let Some(value) = req.headers().get("if-match") else {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     };
     let text = value
         .to_str()
         .map_err(|_| ApiError::bad_request("If-Match is not visible ASCII"))?
         .trim();
     if text == "*" {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     }
-    parse_etag(text)
-        .map(Some)
-        .ok_or_else(|| ApiError::bad_request(format!("If-Match must be an entity tag like \"3\", got {text:?}")))
+    text.split(',')
+        .map(|tag| {
+            parse_etag(tag).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "If-Match must list entity tags like \"3\", got {text:?}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(IfMatch::Versions)
 }
 
 /// Whether `If-None-Match` matches `version` (a list, `*`, weak tags).

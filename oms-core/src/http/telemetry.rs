@@ -85,7 +85,15 @@ impl Telemetry {
     }
 
     #[cold]
-    fn log_slow(&self, req: &Request, route: &str, status: StatusCode, elapsed: Duration, db: Duration, request_id: &str) {
+    fn log_slow(
+        &self,
+        req: &Request,
+        route: &str,
+        status: StatusCode,
+        elapsed: Duration,
+        db: Duration,
+        request_id: &str,
+    ) {
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let db_ms = db.as_secs_f64() * 1000.0;
         tracing::warn!(
@@ -140,10 +148,17 @@ fn header(value: String) -> HeaderValue {
 
 #[async_trait]
 impl Handler for Telemetry {
-    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
         let start = Instant::now();
         let at_ms = chrono::Utc::now().timestamp_millis();
-        let request_id = caller_request_id(req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+        let request_id =
+            caller_request_id(req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
         depot.insert_typed(RequestId(request_id.clone()));
         let counters = Arc::new(DbCounters::default());
         self.state.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -178,8 +193,18 @@ impl Handler for Telemetry {
             self.log_slow(req, &route, status, elapsed, db_time, &request_id);
         }
 
-        self.audit(req, depot, res, &route, status, elapsed, db_time, &request_id, at_ms)
-            .await;
+        self.audit(
+            req,
+            depot,
+            res,
+            &route,
+            status,
+            elapsed,
+            db_time,
+            &request_id,
+            at_ms,
+        )
+        .await;
 
         let app = format_ms(elapsed);
         let db = format_ms(db_time);

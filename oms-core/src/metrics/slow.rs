@@ -47,7 +47,10 @@ impl SlowLog {
         if self.capacity == 0 {
             return;
         }
-        let mut ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if ring.len() == self.capacity {
             ring.pop_front();
         }
@@ -56,7 +59,10 @@ impl SlowLog {
 
     /// The entries, newest first.
     pub fn latest(&self) -> Vec<SlowRequest> {
-        let ring = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         ring.iter().rev().cloned().collect()
     }
 }

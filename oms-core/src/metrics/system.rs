@@ -47,11 +47,13 @@ impl SystemMonitor {
     }
 
     fn store(&self, s: &SystemSnapshot) {
-        self.cpu_bits.store(s.cpu_percent.to_bits(), Ordering::Relaxed);
+        self.cpu_bits
+            .store(s.cpu_percent.to_bits(), Ordering::Relaxed);
         self.total.store(s.memory_total_bytes, Ordering::Relaxed);
         self.used.store(s.memory_used_bytes, Ordering::Relaxed);
         self.rss.store(s.process_rss_bytes, Ordering::Relaxed);
-        self.proc_cpu_bits.store(s.process_cpu_percent.to_bits(), Ordering::Relaxed);
+        self.proc_cpu_bits
+            .store(s.process_cpu_percent.to_bits(), Ordering::Relaxed);
     }
 
     /// Starts sampling every `interval` on the blocking pool (sysinfo reads
@@ -68,8 +70,7 @@ impl SystemMonitor {
                     return;
                 }
             };
-            loop {
-                let Some(monitor) = weak.upgrade() else { break };
+            while let Some(monitor) = weak.upgrade() {
                 let sampled = tokio::task::spawn_blocking(move || {
                     let snapshot = sample(&mut system, pid);
                     (system, snapshot)

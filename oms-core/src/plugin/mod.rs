@@ -271,5 +271,9 @@ pub fn check_selected(config: &Config) -> Result<(), Vec<PluginError>> {
     if let Err(e) = find::<RecorderPlugin>(&config.metrics.recorder) {
         errors.push(e);
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }

@@ -85,7 +85,8 @@ impl AuditSink for DatabaseAuditSink {
 }
 
 fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink>, PluginError>> {
-    async move { Ok(Arc::new(DatabaseAuditSink::new(ctx.database.clone())) as Arc<dyn AuditSink>) }.boxed()
+    async move { Ok(Arc::new(DatabaseAuditSink::new(ctx.database.clone())) as Arc<dyn AuditSink>) }
+        .boxed()
 }
 
 inventory::submit! {

@@ -221,23 +221,29 @@ impl AuditSink for JsonlAuditSink {
             buf.push(b'\n');
         }
         let mut state = self.state.lock().await;
-        let lines = if state.needs_newline { &buf[..] } else { &buf[1..] };
+        let lines = if state.needs_newline {
+            &buf[..]
+        } else {
+            &buf[1..]
+        };
         if state.file.is_none() {
             state.file = Some(open_append(&self.path).await.map_err(write_err)?);
         }
         let fsync = self.fsync;
         let result = match state.file.as_mut() {
-            Some(file) => async {
-                file.write_all(lines).await?;
-                // tokio completes the write in the background: wait for it
-                // (and its error) before answering.
-                file.flush().await?;
-                if fsync == FsyncPolicy::Batch {
-                    file.sync_data().await?;
+            Some(file) => {
+                async {
+                    file.write_all(lines).await?;
+                    // tokio completes the write in the background: wait for it
+                    // (and its error) before answering.
+                    file.flush().await?;
+                    if fsync == FsyncPolicy::Batch {
+                        file.sync_data().await?;
+                    }
+                    Ok::<(), std::io::Error>(())
                 }
-                Ok::<(), std::io::Error>(())
+                .await
             }
-            .await,
             None => Err(std::io::Error::other("file not open")),
         };
         match result {
@@ -300,9 +306,12 @@ fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink
     async move {
         let settings = settings(ctx.config).map_err(build_error)?;
         let path = settings.path.clone();
-        let sink = JsonlAuditSink::open(settings)
-            .await
-            .map_err(|err| build_error(format!("audit.{NAME}.path = {:?}: {err}", path.display().to_string())))?;
+        let sink = JsonlAuditSink::open(settings).await.map_err(|err| {
+            build_error(format!(
+                "audit.{NAME}.path = {:?}: {err}",
+                path.display().to_string()
+            ))
+        })?;
         Ok(Arc::new(sink) as Arc<dyn AuditSink>)
     }
     .boxed()

@@ -44,7 +44,12 @@ impl AuditSink for StdoutAuditSink {
             buf.push(b'\n');
         }
         // One write per batch, so lines of concurrent batches never interleave.
-        self.out.lock().await.write_all(&buf).await.map_err(write_err)
+        self.out
+            .lock()
+            .await
+            .write_all(&buf)
+            .await
+            .map_err(write_err)
     }
 
     async fn flush(&self) -> Result<(), AuditError> {

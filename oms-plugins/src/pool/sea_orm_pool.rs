@@ -130,8 +130,11 @@ impl ConnectionPool for SeaOrmPool {
                 self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _waiting = Waiting(&self.waiting);
                 let started = std::time::Instant::now();
-                match tokio::time::timeout(self.acquire_timeout, self.leases.clone().acquire_owned())
-                    .await
+                match tokio::time::timeout(
+                    self.acquire_timeout,
+                    self.leases.clone().acquire_owned(),
+                )
+                .await
                 {
                     Ok(Ok(permit)) => {
                         self.acquire_wait.record(started.elapsed());
@@ -166,7 +169,10 @@ impl ConnectionPool for SeaOrmPool {
     }
 
     async fn ping(&self) -> Result<(), PoolError> {
-        self.db.ping().await.map_err(|e| PoolError::Unavailable(e.to_string()))
+        self.db
+            .ping()
+            .await
+            .map_err(|e| PoolError::Unavailable(e.to_string()))
     }
 
     async fn close(&self) {

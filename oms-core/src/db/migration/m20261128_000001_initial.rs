@@ -189,7 +189,11 @@ impl MigrationTrait for Migration {
                 .col(col(OrderItems::Quantity).big_integer())
                 .col(col(OrderItems::UnitPriceMinor).big_integer())
                 .col(col(OrderItems::LineTotalMinor).big_integer())
-                .primary_key(Index::create().col(OrderItems::OrderId).col(OrderItems::LineNo))
+                .primary_key(
+                    Index::create()
+                        .col(OrderItems::OrderId)
+                        .col(OrderItems::LineNo),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(OrderItems::Table, OrderItems::OrderId)
@@ -209,7 +213,11 @@ impl MigrationTrait for Migration {
                 .col(col(OrderEvents::Actor).string_len(64))
                 .col(ColumnDef::new(OrderEvents::Reason).text().null())
                 .col(col(OrderEvents::At).big_integer())
-                .primary_key(Index::create().col(OrderEvents::OrderId).col(OrderEvents::Seq))
+                .primary_key(
+                    Index::create()
+                        .col(OrderEvents::OrderId)
+                        .col(OrderEvents::Seq),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(OrderEvents::Table, OrderEvents::OrderId)
@@ -276,7 +284,11 @@ impl MigrationTrait for Migration {
             ("idx_audit_status", AuditEvents::Status),
         ] {
             let mut index = Index::create();
-            index.if_not_exists().name(name).table(AuditEvents::Table).col(first);
+            index
+                .if_not_exists()
+                .name(name)
+                .table(AuditEvents::Table)
+                .col(first);
             if name == "idx_audit_at" {
                 index.col(AuditEvents::Id);
             } else {
