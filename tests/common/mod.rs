@@ -36,7 +36,8 @@ pub fn backends(test: &str) -> Vec<Backend> {
 /// A database made for one test and removed afterwards.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// Scratch space for this test (SQLite file, audit spill files).
+    pub dir: tempfile::TempDir,
     pg: Option<(String, String)>,
 }
 
@@ -65,7 +66,7 @@ impl TestDb {
                 let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
                 TestDb {
                     url: format!("{base}/{name}"),
-                    _dir: None,
+                    dir: tempfile::tempdir().expect("tempdir"),
                     pg: Some((admin, name)),
                 }
             }
@@ -89,6 +90,7 @@ impl TestDb {
 pub fn test_config(db: &TestDb) -> Config {
     let mut config = Config::default();
     config.database.url = Some(db.url.clone());
+    config.audit.spill_dir = Some(db.dir.path().join("audit-spill"));
     config.database.min_connections = 1;
     config.database.max_connections = 8;
     config.server.workers = 2;
@@ -158,10 +160,16 @@ impl TestServer {
 
     /// Graceful stop: drain, flush plugins, drop the test database.
     pub async fn stop(self) {
+        self.stop_keep_db().await.drop_db().await;
+    }
+
+    /// Graceful stop that keeps the database for inspection; call
+    /// `drop_db` on the result when done.
+    pub async fn stop_keep_db(self) -> TestDb {
         self.handle.stop_graceful(Some(Duration::from_secs(5)));
         let _ = self.join.await;
         self.oms.shutdown().await;
-        self.db.drop_db().await;
+        self.db
     }
 }
 

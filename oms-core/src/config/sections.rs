@@ -164,7 +164,8 @@ impl Default for OrdersConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AuditConfig {
-    /// Audit sink plugin name, used when `sinks` is empty. Default `null`.
+    /// Audit sink plugin name, used when `sinks` is empty. Default
+    /// `database` (the table `GET /v1/audit` reads).
     pub sink: String,
     /// Several sinks at once (each batch goes to all). Overrides `sink`.
     pub sinks: Vec<String>,
@@ -193,7 +194,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
-            sink: "null".to_owned(),
+            sink: "database".to_owned(),
             sinks: Vec::new(),
             workers: 4,
             queue_capacity: 65_536,
@@ -267,6 +268,9 @@ pub enum OnFull {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
+    /// Per-request monitoring (timing headers, recorder, slow log).
+    /// Default true; audit is not affected.
+    pub enabled: bool,
     /// Metrics recorder plugin name. Default `builtin`.
     pub recorder: String,
     /// Requests slower than this are logged and kept. Default 500.
@@ -278,6 +282,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             recorder: "builtin".to_owned(),
             slow_request_ms: 500,
             slow_request_log_size: 100,

@@ -21,13 +21,19 @@ pub struct RequestId(pub String);
 pub struct Telemetry {
     state: Arc<AppState>,
     slow_after: Duration,
+    metrics: bool,
 }
 
 impl Telemetry {
     /// A hoop reporting to `state`'s recorder and counters.
     pub(crate) fn new(state: Arc<AppState>) -> Self {
         let slow_after = Duration::from_millis(state.config.metrics.slow_request_ms);
-        Self { state, slow_after }
+        let metrics = state.config.metrics.enabled;
+        Self {
+            state,
+            slow_after,
+            metrics,
+        }
     }
 
     /// Hands the request's audit event to the pipeline (sub-microsecond
@@ -125,6 +131,16 @@ fn caller_request_id(req: &Request) -> Option<String> {
     ok.then(|| value.to_owned())
 }
 
+/// The route template (`/v1/orders/{id}`), or `<unmatched>` for 404s.
+fn route_of(req: &Request, status: StatusCode) -> String {
+    let matched = req.matched_path();
+    if matched.is_empty() && status == StatusCode::NOT_FOUND {
+        "<unmatched>".to_owned()
+    } else {
+        format!("/{}", matched.trim_start_matches('/'))
+    }
+}
+
 /// The longest prefix of `s` of at most `max` bytes on a char boundary.
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -171,15 +187,26 @@ impl Handler for Telemetry {
         }
         let elapsed = start.elapsed();
         let db_time = counters.elapsed();
+        if !self.metrics {
+            let route = route_of(req, status);
+            self.audit(
+                req,
+                depot,
+                res,
+                &route,
+                status,
+                elapsed,
+                db_time,
+                &request_id,
+                at_ms,
+            )
+            .await;
+            return;
+        }
         let db_statements = counters.statements();
         let count = self.state.requests.fetch_add(1, Ordering::Relaxed) + 1;
 
-        let matched = req.matched_path();
-        let route = if matched.is_empty() && status == StatusCode::NOT_FOUND {
-            "<unmatched>".to_owned()
-        } else {
-            format!("/{}", matched.trim_start_matches('/'))
-        };
+        let route = route_of(req, status);
         self.state.recorder.record_request(&RequestRecord {
             method: req.method().as_str(),
             route: &route,
