@@ -47,11 +47,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("oms.db").display());
-                TestDb {
-                    url,
-                    _dir: Some(dir),
-                    pg: None,
-                }
+                TestDb { url, dir, pg: None }
             }
             Backend::Postgres => {
                 let admin = std::env::var("OMS_TEST_POSTGRES_URL").expect("OMS_TEST_POSTGRES_URL");

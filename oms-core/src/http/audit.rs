@@ -3,8 +3,10 @@
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
+use super::openapi::{Guarded, Problem};
 use super::request::{page_params, query_str};
 use super::{ApiError, render_json, state};
+use crate::audit::query::AuditPage;
 use crate::audit::query::{self, AuditFilter, AuditQueryError};
 
 impl From<AuditQueryError> for ApiError {
@@ -66,7 +68,25 @@ fn filter(req: &Request) -> Result<AuditFilter, ApiError> {
 }
 
 /// `GET /v1/audit?actor&method&status&since&limit&after`.
-#[handler]
+#[endpoint(
+    operation_id = "listAudit",
+    tags("audit"),
+    summary = "The audit log, newest first (admin)",
+    security(["bearer" = []]),
+    parameters(
+        ("actor" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only this token name (or anonymous)"),
+        ("method" = Option<String>, Query, description = "Only this HTTP method (any case)"),
+        ("status" = Option<u16>, Query, minimum = 100, maximum = 599, description = "Only this response status"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Only requests that arrived at or after this RFC 3339 timestamp"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1-500 (default 50); anything else is 400 bad_request"),
+        ("after" = Option<String>, Query, description = "The previous page's next_cursor; an invalid one is 400 bad_cursor"),
+    ),
+    responses(
+        (status_code = 200, description = "One page of audit entries", body = AuditPage),
+        Guarded,
+        (status_code = 400, description = "`bad_request` (malformed or out-of-range query parameter) or `bad_cursor`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn list(
     req: &mut Request,
     depot: &mut Depot,

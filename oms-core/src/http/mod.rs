@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod limits;
+mod openapi;
 mod ops;
 mod orders;
 pub mod problem;
@@ -88,11 +89,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("debug/performance").get(ops::performance))
         .push(Router::with_path("metrics").get(ops::metrics))
         .push(Router::with_path("v1/audit").get(audit::list));
-    Router::new()
+    let api = Router::new()
         .hoop(InjectState(state))
         .push(Router::with_path("health").get(ops::health))
         .push(resources)
-        .push(admin)
+        .push(admin);
+    let document = openapi::document(&api);
+    Router::new()
+        .push(api)
+        .push(document.into_router("openapi.json"))
+        .push(openapi::docs_page().into_router("docs"))
 }
 
 /// A complete service: the router (plus `extra` routes, e.g. a host's or a
@@ -190,6 +196,11 @@ pub(crate) fn render_cached(req: &Request, res: &mut Response, cached: &crate::c
     set_etag(res, cached.version);
     if request::if_none_match(req, cached.version) {
         res.status_code(StatusCode::NOT_MODIFIED);
+        // A 304 has no body to compress: keep its validator strong.
+        res.headers_mut().insert(
+            salvo::http::header::CACHE_CONTROL,
+            salvo::http::header::HeaderValue::from_static("no-transform"),
+        );
         return;
     }
     res.status_code(StatusCode::OK);

@@ -16,27 +16,49 @@
 //! each handler's attribute.
 
 use salvo::Router;
-use salvo::oapi::schema::{Array, BasicType, KnownFormat, Object, OneOf, Schema, SchemaFormat, SchemaType};
 use salvo::oapi::scalar::Scalar;
+use salvo::oapi::schema::{
+    AdditionalProperties, Array, BasicType, KnownFormat, Object, OneOf, Schema, SchemaFormat,
+    SchemaType,
+};
 use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use salvo::oapi::{
-    Components, Content, EndpointOutRegister, Header, OpenApi, Operation, Ref, RefOr, Response, Responses, Tag,
-    ToResponses, ToSchema,
+    Components, Content, EndpointOutRegister, Header, Info, OpenApi, Operation, Ref, RefOr,
+    Response, Responses, Tag, ToResponses, ToSchema,
 };
 use serde_json::json;
 
 use super::ApiError;
 use crate::audit::query::{AuditPage, AuditRecord};
-use crate::domain::validate::{CUSTOMER_ID_MAX, ITEMS_MAX, NAME_MAX, QUANTITY_MAX, SKU_MAX, TEXT_MAX};
-use crate::domain::{
-    Action, NewOrder, NewOrderItem, NewProduct, Order, OrderEvent, OrderItem, OrderStatus, Page, Product,
-    ProductPatch, StockMove, TransitionBody,
+use crate::domain::validate::{
+    CUSTOMER_ID_MAX, ITEMS_MAX, NAME_MAX, QUANTITY_MAX, SKU_MAX, TEXT_MAX,
 };
+use crate::domain::{
+    Action, NewOrder, NewOrderItem, NewProduct, Order, OrderEvent, OrderItem, OrderStatus, Page,
+    Product, ProductPatch, StockMove, TransitionBody,
+};
+
+/// What holds for every operation, shown at the top of `/docs`.
+const OVERVIEW: &str = "Order management: catalog and stock, orders with reservations and a status machine, \
+an audit log, monitoring.\n\n\
+- JSON in and out (UTF-8); bodies need `Content-Type: application/json`. Errors are RFC 9457 \
+`application/problem+json` (`Problem`).\n\
+- Money is an integer of minor units plus an ISO 4217 `currency`; timestamps are RFC 3339 UTC with \
+milliseconds; order ids are UUID v7.\n\
+- Lists are keyset-paginated: `?limit` (1-500, default 50) and `?after=<next_cursor>`.\n\
+- Every resource has a `version` and `ETag: \"<version>\"`; `If-None-Match` gives 304, `If-Match` \
+guards every write (412).\n\
+- Checks run in this order: route and method (404 `not_found`, 405 `method_not_allowed` with `Allow`), \
+auth (401, 403), rate limit (429), content type (415), body size (413), JSON syntax (400), \
+validation (422), then the operation.\n\
+- Every response carries `X-Request-Id`, `X-Response-Time`, `X-DB-Time`, `X-DB-Queries`, \
+`X-Request-Count` and `Server-Timing`.";
 
 /// The document for every endpoint reachable in `router`, with the bearer
 /// security scheme and the tags the handlers use.
 pub(crate) fn document(router: &Router) -> OpenApi {
     OpenApi::new("OMS", env!("CARGO_PKG_VERSION"))
+        .info(Info::new("OMS", env!("CARGO_PKG_VERSION")).description(OVERVIEW))
         .add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).description(
@@ -75,7 +97,8 @@ fn text(min: usize, max: usize) -> Object {
 
 /// A 64-bit integer, optionally bounded (inclusive).
 fn int(min: Option<i64>, max: Option<i64>) -> Object {
-    let mut schema = typed(BasicType::Integer).format(SchemaFormat::KnownFormat(KnownFormat::Int64));
+    let mut schema =
+        typed(BasicType::Integer).format(SchemaFormat::KnownFormat(KnownFormat::Int64));
     if let Some(min) = min {
         schema = schema.minimum(min);
     }
@@ -127,7 +150,9 @@ fn timestamp() -> Object {
 
 /// A SKU: `^[A-Za-z0-9._-]{1,64}$`.
 fn sku() -> Object {
-    text(1, SKU_MAX).pattern(format!("^[A-Za-z0-9._-]{{1,{SKU_MAX}}}$")).example("TSHIRT-M")
+    text(1, SKU_MAX)
+        .pattern(format!("^[A-Za-z0-9._-]{{1,{SKU_MAX}}}$"))
+        .example("TSHIRT-M")
 }
 
 /// An ISO 4217 code: three upper-case letters.
@@ -165,7 +190,18 @@ impl Fields {
 
     /// Unknown fields are rejected (request bodies).
     fn closed(self) -> Self {
-        Self(self.0.additional_properties(false))
+        Self(
+            self.0
+                .additional_properties(AdditionalProperties::FreeForm(false)),
+        )
+    }
+
+    /// More fields than listed may appear (an evolving report section).
+    fn open(self) -> Self {
+        Self(
+            self.0
+                .additional_properties(AdditionalProperties::FreeForm(true)),
+        )
     }
 
     fn build(self) -> Schema {
@@ -174,10 +210,16 @@ impl Fields {
 }
 
 /// Registers `name` in `components` (once) and returns a reference to it.
-fn named(components: &mut Components, name: &str, build: impl FnOnce(&mut Components) -> Schema) -> RefOr<Schema> {
+fn named(
+    components: &mut Components,
+    name: &str,
+    build: impl FnOnce(&mut Components) -> Schema,
+) -> RefOr<Schema> {
     if !components.schemas.contains_key(name) {
         // A placeholder first, so that a recursive build terminates.
-        components.schemas.insert(name, RefOr::Ref(Ref::from_schema_name(name)));
+        components
+            .schemas
+            .insert(name, RefOr::Ref(Ref::from_schema_name(name)));
         let schema = build(components);
         components.schemas.insert(name, schema);
     }
@@ -201,13 +243,15 @@ macro_rules! schema {
 
 fn page_of<T: ToSchema>(components: &mut Components, what: &str) -> Schema {
     let item = T::to_schema(components);
-    Fields::new(&format!("One page of {what}; pass `next_cursor` as `after` for the next one"))
-        .req("items", array(item))
-        .req(
-            "next_cursor",
-            nullable(typed(BasicType::String)).description("Opaque cursor; `null` on the last page"),
-        )
-        .build()
+    Fields::new(&format!(
+        "One page of {what}; pass `next_cursor` as `after` for the next one"
+    ))
+    .req("items", array(item))
+    .req(
+        "next_cursor",
+        nullable(typed(BasicType::String)).description("Opaque cursor; `null` on the last page"),
+    )
+    .build()
 }
 
 fn status_names() -> Vec<&'static str> {
@@ -215,7 +259,9 @@ fn status_names() -> Vec<&'static str> {
 }
 
 fn event_names() -> Vec<&'static str> {
-    std::iter::once("created").chain(Action::ALL.iter().map(|a| a.event().as_str())).collect()
+    std::iter::once("created")
+        .chain(Action::ALL.iter().map(|a| a.event().as_str()))
+        .collect()
 }
 
 schema! {
@@ -408,10 +454,11 @@ schema! {
         let database = millis(counts(Fields::new("Database statements"), &["statements"]), &["p50_ms", "p95_ms", "p99_ms"])
             .req("pool", pool.0);
         let audit = counts(
-            Fields::new("The audit pipeline"),
+            Fields::new("The audit pipeline; also batch figures and per-sink details (`sinks`)"),
             &["enqueued", "written", "dropped", "failed", "spilled", "queue_depth", "capacity"],
         )
-        .req("flush_p99_ms", number());
+        .req("flush_p99_ms", number())
+        .open();
         let cache = counts(Fields::new("The read cache"), &["hits", "misses", "entries"]);
         let system = counts(
             Fields::new("Host and process"),
@@ -427,7 +474,7 @@ schema! {
             .req("duration_ms", number())
             .req("db_ms", number())
             .req("request_id", typed(BasicType::String));
-        Fields::new("This process's figures; sections may carry more fields than listed")
+        Fields::new("This process's figures (API.md \"Operations\")")
             .req("requests", requests.0)
             .req("database", database.0)
             .req("audit", audit.0)
@@ -444,7 +491,10 @@ schema! {
 
 /// A problem+json response saying which codes it carries.
 fn problem(components: &mut Components, description: &str) -> Response {
-    Response::new(description).add_content("application/problem+json", Content::new(Problem::to_schema(components)))
+    Response::new(description).add_content(
+        "application/problem+json",
+        Content::new(Problem::to_schema(components)),
+    )
 }
 
 fn header(description: &str) -> Header {
@@ -463,10 +513,16 @@ impl ToResponses for Guarded {
         Responses::new()
             .response(
                 "401",
-                problem(components, "`unauthenticated`: missing or unknown bearer token")
-                    .add_header("WWW-Authenticate", header("`Bearer`")),
+                problem(
+                    components,
+                    "`unauthenticated`: missing or unknown bearer token",
+                )
+                .add_header("WWW-Authenticate", header("`Bearer`")),
             )
-            .response("403", problem(components, "`forbidden`: the token lacks the role"))
+            .response(
+                "403",
+                problem(components, "`forbidden`: the token lacks the role"),
+            )
             .response(
                 "429",
                 problem(components, "`rate_limited`: over the caller's budget")
@@ -498,9 +554,13 @@ impl ToResponses for JsonBody {
 /// 500 `internal` or 503 (database, concurrency cap, request timeout).
 impl EndpointOutRegister for ApiError {
     fn register(components: &mut Components, operation: &mut Operation) {
-        operation
-            .responses
-            .insert("500", problem(components, "`internal`: a bug; the request id finds it in the log"));
+        operation.responses.insert(
+            "500",
+            problem(
+                components,
+                "`internal`: a bug; the request id finds it in the log",
+            ),
+        );
         operation.responses.insert(
             "503",
             problem(
@@ -524,7 +584,10 @@ mod tests {
     fn every_problem_code_has_its_own_title() {
         for code in PROBLEM_CODES {
             let title = ApiError::new(StatusCode::IM_A_TEAPOT, code, "").title();
-            assert_ne!(title, "I'm a teapot", "{code} is not a code problem.rs knows");
+            assert_ne!(
+                title, "I'm a teapot",
+                "{code} is not a code problem.rs knows"
+            );
         }
     }
 
@@ -536,9 +599,18 @@ mod tests {
         let doc = serde_json::to_value(&components).unwrap();
         let schemas = &doc["schemas"];
         assert_eq!(schemas["NewOrder"]["additionalProperties"], json!(false));
-        assert_eq!(schemas["NewOrderItem"]["additionalProperties"], json!(false));
-        assert_eq!(schemas["Order"]["properties"]["note"]["type"], json!(["string", "null"]));
-        assert_eq!(schemas["Order"]["properties"]["items"]["items"]["$ref"], "#/components/schemas/OrderItem");
+        assert_eq!(
+            schemas["NewOrderItem"]["additionalProperties"],
+            json!(false)
+        );
+        assert_eq!(
+            schemas["Order"]["properties"]["note"]["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(
+            schemas["Order"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/OrderItem"
+        );
         assert_eq!(schemas["OrderStatus"]["enum"].as_array().unwrap().len(), 5);
         let required = schemas["Order"]["required"].as_array().unwrap();
         assert_eq!(required.len(), 10);

@@ -8,11 +8,20 @@ use salvo::http::header::{CONTENT_TYPE, HeaderValue};
 use salvo::prelude::*;
 use serde_json::json;
 
+use super::openapi::{Guarded, Health, Performance, Problem};
 use super::{ApiError, render_json};
 
 /// `GET /health`: 200 when the database answers within 1 s, else 503
 /// `degraded` with the reason.
-#[handler]
+#[endpoint(
+    operation_id = "health",
+    tags("operations"),
+    summary = "Liveness and database reachability (no auth)",
+    responses(
+        (status_code = 200, description = "Up, database reachable", body = Health),
+        (status_code = 503, description = "Database unreachable (`degraded`, with the reason), or a problem (`overloaded`, `timeout`)", content(("application/json" = Health), ("application/problem+json" = Problem))),
+    ),
+)]
 pub(super) async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
     let ping = tokio::time::timeout(Duration::from_millis(900), state.db.pool().ping()).await;
@@ -41,7 +50,16 @@ pub(super) async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), 
 }
 
 /// `GET /debug/performance`: this process's figures, sections as API.md.
-#[handler]
+#[endpoint(
+    operation_id = "performance",
+    tags("operations"),
+    summary = "This process's performance figures (admin)",
+    security(["bearer" = []]),
+    responses(
+        (status_code = 200, description = "Requests, database, audit, cache, system and slow requests", body = Performance),
+        Guarded,
+    ),
+)]
 pub(super) async fn performance(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
     let snapshot = state.recorder.snapshot();
@@ -85,7 +103,16 @@ pub(super) async fn performance(depot: &mut Depot, res: &mut Response) -> Result
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[handler]
+#[endpoint(
+    operation_id = "metrics",
+    tags("operations"),
+    summary = "Prometheus metrics (admin)",
+    security(["bearer" = []]),
+    responses(
+        (status_code = 200, description = "Prometheus text format (OpenTelemetry HTTP names)", body = String, content_type = "text/plain; version=0.0.4"),
+        Guarded,
+    ),
+)]
 pub(super) async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
     let mut text = state.recorder.render_prometheus();

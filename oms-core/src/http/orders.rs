@@ -4,6 +4,7 @@ use salvo::http::header::HeaderValue;
 use salvo::prelude::*;
 use uuid::Uuid;
 
+use super::openapi::{Guarded, JsonBody, Problem};
 use super::request::{if_match, json_body, optional_json_body, page_params, query_str};
 use super::{ApiError, RequestId, actor, render_json, render_versioned, state};
 use crate::cache::Cached;
@@ -11,6 +12,7 @@ use crate::domain::{
     Action, DomainError, IdempotentOutcome, NewOrder, Order, OrderFilter, OrderStatus,
     TransitionBody, request_hash,
 };
+use crate::domain::{OrderEvent, Page};
 
 /// Order ids that are not UUIDs cannot exist: 404.
 fn order_id(req: &Request) -> Result<Uuid, ApiError> {
@@ -51,7 +53,26 @@ fn render_outcome(request_id: &str, result: &Result<Order, DomainError>) -> (u16
 }
 
 /// `POST /v1/orders`, with optional `Idempotency-Key`.
-#[handler]
+#[endpoint(
+    operation_id = "createOrder",
+    tags("orders"),
+    summary = "Place an order",
+    description = "Copies prices from the catalog and reserves stock for every line atomically (all or nothing). With an Idempotency-Key, a retry with the same body replays the first response (status and body) with Idempotent-Replayed: true; outcomes of requests that passed validation are stored, refusals included.",
+    security(["bearer" = []]),
+    parameters(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 visible ASCII characters, scoped to the caller's token, kept at least 24 h; else 400 bad_request"),
+    ),
+    request_body(content = NewOrder, content_type = "application/json"),
+    status_codes(201, 400, 401, 403, 409, 413, 415, 422, 429, 500, 503),
+    responses(
+        (status_code = 201, description = "The order, pending, version 1 (or the stored first response of an idempotent retry)", body = Order, headers(("ETag" = String, description = "\"<version>\""), ("Location" = String, description = "/v1/orders/{id}"), ("Idempotent-Replayed" = String, description = "true when this is a replay"))),
+        Guarded,
+        JsonBody,
+        (status_code = 400, description = "`malformed_json`, or `bad_request` (bad Idempotency-Key)", body = Problem, content_type = "application/problem+json"),
+        (status_code = 409, description = "`insufficient_stock` (nothing changed) or `idempotency_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 422, description = "`validation_failed` (with `errors`), `unknown_sku`, `currency_mismatch`, `duplicate_sku` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn create(
     req: &mut Request,
     depot: &mut Depot,
@@ -100,7 +121,22 @@ pub(super) async fn create(
 }
 
 /// `GET /v1/orders/{id}`: 304 on a matching `If-None-Match`.
-#[handler]
+#[endpoint(
+    operation_id = "getOrder",
+    tags("orders"),
+    summary = "Get an order with its lines",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tags or *; 304 without a body when one is the current version"),
+    ),
+    responses(
+        (status_code = 200, description = "The order", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
+        (status_code = 304, description = "If-None-Match matched: no body", headers(("ETag" = String, description = "\"<version>\""))),
+        Guarded,
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn get(
     req: &mut Request,
     depot: &mut Depot,
@@ -124,7 +160,23 @@ pub(super) async fn get(
 }
 
 /// `GET /v1/orders?customer_id&status&limit&after`: newest first.
-#[handler]
+#[endpoint(
+    operation_id = "listOrders",
+    tags("orders"),
+    summary = "List orders, newest first",
+    security(["bearer" = []]),
+    parameters(
+        ("customer_id" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only this customer's orders"),
+        ("status" = Option<OrderStatus>, Query, description = "Only orders in this status"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1-500 (default 50); anything else is 400 bad_request"),
+        ("after" = Option<String>, Query, description = "The previous page's next_cursor; an invalid one is 400 bad_cursor"),
+    ),
+    responses(
+        (status_code = 200, description = "One page of orders", body = Page<Order>),
+        Guarded,
+        (status_code = 400, description = "`bad_request` (malformed or out-of-range query parameter) or `bad_cursor`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn list(
     req: &mut Request,
     depot: &mut Depot,
@@ -188,7 +240,27 @@ async fn transition(
 }
 
 /// `POST /v1/orders/{id}/confirm`.
-#[handler]
+#[endpoint(
+    operation_id = "confirmOrder",
+    tags("orders"),
+    summary = "Confirm an order",
+    description = "pending -> confirmed.",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
+    ),
+    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
+    responses(
+        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
+        Guarded,
+        JsonBody,
+        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
+        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn confirm(
     req: &mut Request,
     depot: &mut Depot,
@@ -198,7 +270,27 @@ pub(super) async fn confirm(
 }
 
 /// `POST /v1/orders/{id}/ship`.
-#[handler]
+#[endpoint(
+    operation_id = "shipOrder",
+    tags("orders"),
+    summary = "Ship an order",
+    description = "confirmed -> shipped; consumes the reservation.",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
+    ),
+    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
+    responses(
+        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
+        Guarded,
+        JsonBody,
+        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
+        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn ship(
     req: &mut Request,
     depot: &mut Depot,
@@ -208,7 +300,27 @@ pub(super) async fn ship(
 }
 
 /// `POST /v1/orders/{id}/deliver`.
-#[handler]
+#[endpoint(
+    operation_id = "deliverOrder",
+    tags("orders"),
+    summary = "Mark an order delivered",
+    description = "shipped -> delivered.",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
+    ),
+    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
+    responses(
+        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
+        Guarded,
+        JsonBody,
+        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
+        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn deliver(
     req: &mut Request,
     depot: &mut Depot,
@@ -218,7 +330,27 @@ pub(super) async fn deliver(
 }
 
 /// `POST /v1/orders/{id}/cancel`.
-#[handler]
+#[endpoint(
+    operation_id = "cancelOrder",
+    tags("orders"),
+    summary = "Cancel an order",
+    description = "pending or confirmed -> cancelled; releases the reservation.",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
+    ),
+    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
+    responses(
+        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
+        Guarded,
+        JsonBody,
+        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
+        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn cancel(
     req: &mut Request,
     depot: &mut Depot,
@@ -228,7 +360,23 @@ pub(super) async fn cancel(
 }
 
 /// `GET /v1/orders/{id}/events`: oldest first.
-#[handler]
+#[endpoint(
+    operation_id = "listOrderEvents",
+    tags("orders"),
+    summary = "An order's history, oldest first",
+    security(["bearer" = []]),
+    parameters(
+        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1-500 (default 50); anything else is 400 bad_request"),
+        ("after" = Option<String>, Query, description = "The previous page's next_cursor; an invalid one is 400 bad_cursor"),
+    ),
+    responses(
+        (status_code = 200, description = "One page of events", body = Page<OrderEvent>),
+        Guarded,
+        (status_code = 400, description = "`bad_request` (malformed or out-of-range query parameter) or `bad_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn events(
     req: &mut Request,
     depot: &mut Depot,

@@ -76,27 +76,40 @@ async fn body_bytes(
     Ok(Some(bytes.to_vec()))
 }
 
-/// Parses `bytes` as `T`: syntax errors are 400 `malformed_json`, shape
-/// errors 422 `validation_failed` with the field's JSON path.
+/// Parses `bytes` as `T`: syntax errors (anywhere in the body, trailing
+/// data included) are 400 `malformed_json`; shape errors are 422
+/// `validation_failed` with the field's JSON path. The common, valid case
+/// parses once; only a failed parse checks the syntax separately.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |err: serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {err}"),
+        )
+    };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
+    match result {
+        Ok(value) => de.end().map(|()| value).map_err(malformed),
+        Err(err) => {
+            // A shape error reported before the parser reached a syntax
+            // error further on: syntax comes first (API.md's check order).
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return Err(malformed(syntax));
+            }
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if !inner.is_data() {
+                return Err(malformed(inner));
+            }
             let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::validation(vec![FieldError {
+            Err(ApiError::validation(vec![FieldError {
                 field,
                 message: strip_position(&inner.to_string()),
-            }])
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {inner}"),
-            )
+            }]))
         }
-    })
+    }
 }
 
 /// serde_json appends ` at line 1 column 17`; the field path says more.
@@ -267,6 +280,11 @@ mod tests {
         let e = parse_json::<T>(br#"{"items": [{"quantity": "x"}]}"#).expect_err("type");
         assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
         assert_eq!(e.errors[0].field, "items[0].quantity");
+        let e = parse_json::<T>(br#"{"items": [{"quantity": "x"}], "#)
+            .expect_err("syntax after a type error");
+        assert_eq!(e.code, "malformed_json");
+        let e = parse_json::<T>(br#"{"items": []} trailing"#).expect_err("trailing data");
+        assert_eq!(e.code, "malformed_json");
         let e = parse_json::<T>(br#"{"items": [], "itemz": 1}"#).expect_err("unknown");
         assert_eq!(e.code, "validation_failed");
         assert!(e.errors[0].message.contains("itemz"), "{:?}", e.errors);
