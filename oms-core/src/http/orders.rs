@@ -239,12 +239,16 @@ async fn transition(
     Ok(())
 }
 
-/// `POST /v1/orders/{id}/confirm`.
-#[endpoint(
-    operation_id = "confirmOrder",
+/// Declares `POST /v1/orders/{id}/<action>`: one documented endpoint per
+/// action, all sharing [`transition`].
+macro_rules! transition_endpoint {
+    ($(#[doc = $doc:tt])* $name:ident, $action:expr, $op:tt, $summary:tt, $description:tt) => {
+        $(#[doc = $doc])*
+        #[endpoint(
+    operation_id = $op,
     tags("orders"),
-    summary = "Confirm an order",
-    description = "pending -> confirmed.",
+    summary = $summary,
+    description = $description,
     security(["bearer" = []]),
     parameters(
         ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
@@ -260,104 +264,34 @@ async fn transition(
         (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
         (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
     ),
-)]
-pub(super) async fn confirm(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
-    transition(Action::Confirm, req, depot, res).await
+        )]
+        pub(super) async fn $name(
+            req: &mut Request,
+            depot: &mut Depot,
+            res: &mut Response,
+        ) -> Result<(), ApiError> {
+            transition($action, req, depot, res).await
+        }
+    };
 }
 
-/// `POST /v1/orders/{id}/ship`.
-#[endpoint(
-    operation_id = "shipOrder",
-    tags("orders"),
-    summary = "Ship an order",
-    description = "confirmed -> shipped; consumes the reservation.",
-    security(["bearer" = []]),
-    parameters(
-        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
-        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
-    ),
-    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
-    responses(
-        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
-        Guarded,
-        JsonBody,
-        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
-        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
-        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub(super) async fn ship(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
-    transition(Action::Ship, req, depot, res).await
-}
-
-/// `POST /v1/orders/{id}/deliver`.
-#[endpoint(
-    operation_id = "deliverOrder",
-    tags("orders"),
-    summary = "Mark an order delivered",
-    description = "shipped -> delivered.",
-    security(["bearer" = []]),
-    parameters(
-        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
-        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
-    ),
-    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
-    responses(
-        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
-        Guarded,
-        JsonBody,
-        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
-        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
-        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub(super) async fn deliver(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
-    transition(Action::Deliver, req, depot, res).await
-}
-
-/// `POST /v1/orders/{id}/cancel`.
-#[endpoint(
-    operation_id = "cancelOrder",
-    tags("orders"),
-    summary = "Cancel an order",
-    description = "pending or confirmed -> cancelled; releases the reservation.",
-    security(["bearer" = []]),
-    parameters(
-        ("id" = String, Path, format = Uuid, description = "The order id; anything but an existing order's UUID is 404"),
-        ("If-Match" = Option<String>, Header, description = "Entity tags (\"3\", a list, W/\"3\") or *; the write happens only if one is the current version, else 412 version_mismatch"),
-    ),
-    request_body(content = ref(TransitionBody), description = "Optional; absent means no reason"),
-    responses(
-        (status_code = 200, description = "The order after the transition", body = Order, headers(("ETag" = String, description = "\"<version>\""))),
-        Guarded,
-        JsonBody,
-        (status_code = 400, description = "`malformed_json`, or `bad_request` (If-Match is not a list of entity tags)", body = Problem, content_type = "application/problem+json"),
-        (status_code = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status_code = 409, description = "`invalid_transition`: not allowed from the order's status", body = Problem, content_type = "application/problem+json"),
-        (status_code = 412, description = "`version_mismatch`: If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub(super) async fn cancel(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
-    transition(Action::Cancel, req, depot, res).await
-}
+transition_endpoint!(
+    /// `POST /v1/orders/{id}/confirm`.
+    confirm, Action::Confirm, "confirmOrder", "Confirm an order", "pending -> confirmed."
+);
+transition_endpoint!(
+    /// `POST /v1/orders/{id}/ship`.
+    ship, Action::Ship, "shipOrder", "Ship an order", "confirmed -> shipped; consumes the reservation."
+);
+transition_endpoint!(
+    /// `POST /v1/orders/{id}/deliver`.
+    deliver, Action::Deliver, "deliverOrder", "Mark an order delivered", "shipped -> delivered."
+);
+transition_endpoint!(
+    /// `POST /v1/orders/{id}/cancel`.
+    cancel, Action::Cancel, "cancelOrder", "Cancel an order",
+    "pending or confirmed -> cancelled; releases the reservation."
+);
 
 /// `GET /v1/orders/{id}/events`: oldest first.
 #[endpoint(
