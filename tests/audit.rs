@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer, backends, client};
+use common::{TestServer, backends, client};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 

@@ -297,3 +297,199 @@ async fn two_servers_on_one_postgres_honour_one_idempotency_key() {
     peer.stop().await;
     server.stop().await;
 }
+
+/// `n` requests built by `make(i)`, all released at once.
+async fn race<F>(n: usize, make: F) -> Vec<Resp>
+where
+    F: Fn(usize) -> reqwest::RequestBuilder,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let req = make(i);
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            let text = res.text().await.expect("body");
+            Resp {
+                status,
+                headers,
+                text,
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await.expect("client task"));
+    }
+    all
+}
+
+fn statuses(results: &[Resp]) -> Vec<u16> {
+    let mut s: Vec<u16> = results.iter().map(|r| r.status).collect();
+    s.sort_unstable();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_cancels_and_ships_apply_exactly_one_transition() {
+    for backend in backends("racing_cancels_and_ships_apply_exactly_one_transition") {
+        let server = TestServer::start(backend).await;
+        let api = Api::new(&server, backend);
+        api.create_product("A", 100, "EUR", 10).await;
+        let o = api.create_order("c", "EUR", &[("A", 5)]).await;
+        let id = text(&o["id"]).to_owned();
+        api.must_transition(&id, "confirm").await;
+        let results = race(16, |i| {
+            let action = if i % 2 == 0 { "cancel" } else { "ship" };
+            api.builder(reqwest::Method::POST, &format!("/v1/orders/{id}/{action}"))
+        })
+        .await;
+        let ok: Vec<&Resp> = results.iter().filter(|r| r.status == 200).collect();
+        assert_eq!(
+            ok.len(),
+            1,
+            "[{backend:?}] exactly one transition wins: statuses {:?}",
+            statuses(&results)
+        );
+        for r in results.iter().filter(|r| r.status != 200) {
+            assert_problem(r, 409, "invalid_transition");
+        }
+        let order = api.order(&id).await;
+        assert_eq!(
+            order["version"], 3,
+            "[{backend:?}] one transition after confirm: version 3"
+        );
+        let stock = api.stock("A").await;
+        match order["status"].as_str() {
+            Some("cancelled") => {
+                assert_eq!(stock, (10, 0, 3), "[{backend:?}] released exactly once")
+            }
+            Some("shipped") => assert_eq!(stock, (5, 0, 3), "[{backend:?}] consumed exactly once"),
+            other => panic!("[{backend:?}] unexpected final status {other:?}"),
+        }
+        let events = api.list_all(&format!("/v1/orders/{id}/events"), 50).await;
+        assert_eq!(
+            events.len(),
+            3,
+            "[{backend:?}] created, confirmed and one more event: {events:?}"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_write_offs_never_take_available_below_zero() {
+    for backend in backends("racing_write_offs_never_take_available_below_zero") {
+        let server = TestServer::start(backend).await;
+        let api = Api::new(&server, backend);
+        api.create_product("A", 100, "EUR", 10).await;
+        let results = race(24, |_| {
+            api.builder(reqwest::Method::POST, "/v1/products/A/stock")
+                .header("content-type", "application/json")
+                .body(json!({"delta": -1}).to_string())
+        })
+        .await;
+        let ok = results.iter().filter(|r| r.status == 200).count();
+        assert_eq!(
+            ok,
+            10,
+            "[{backend:?}] exactly 10 write-offs of 1 fit in 10 units: statuses {:?}",
+            statuses(&results)
+        );
+        for r in results.iter().filter(|r| r.status != 200) {
+            assert_problem(r, 409, "stock_negative");
+        }
+        assert_eq!(
+            api.stock("A").await,
+            (0, 0, 11),
+            "[{backend:?}] available 0, one version per write-off"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_patches_with_the_same_if_match_let_exactly_one_win() {
+    for backend in backends("racing_patches_with_the_same_if_match_let_exactly_one_win") {
+        let server = TestServer::start(backend).await;
+        let api = Api::new(&server, backend);
+        api.create_product("A", 100, "EUR", 10).await;
+        let results = race(12, |i| {
+            api.builder(reqwest::Method::PATCH, "/v1/products/A")
+                .header("content-type", "application/json")
+                .header("if-match", "\"1\"")
+                .body(json!({"name": format!("writer {i}")}).to_string())
+        })
+        .await;
+        let ok: Vec<&Resp> = results.iter().filter(|r| r.status == 200).collect();
+        assert_eq!(
+            ok.len(),
+            1,
+            "[{backend:?}] one PATCH with If-Match \"1\" wins, the rest are 412: statuses {:?}",
+            statuses(&results)
+        );
+        for r in results.iter().filter(|r| r.status != 200) {
+            assert_problem(r, 412, "version_mismatch");
+        }
+        let p = api.product("A").await;
+        assert_eq!(p["version"], 2, "[{backend:?}] exactly one change");
+        assert_eq!(
+            p["name"],
+            ok[0].json()["name"],
+            "[{backend:?}] the winner's name is kept"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_postgres_guard_writes_with_the_current_version() {
+    if !postgres_configured("two_servers_on_one_postgres_guard_writes_with_the_current_version") {
+        return;
+    }
+    let server = TestServer::start(Backend::Postgres).await;
+    let peer = Peer::start(&server.db.url, |_| {}).await;
+    let a = Api::new(&server, Backend::Postgres);
+    let b = Api::at(&peer.base, "Postgres peer");
+    a.create_product("A", 100, "EUR", 5).await;
+    // B reads version 1 (and may cache it), then A changes the product.
+    assert_eq!(b.stock("A").await, (5, 0, 1));
+    a.patch("/v1/products/A", &json!({"name": "changed on A"}))
+        .await
+        .expect(200, "PATCH on A");
+    // A write on B with the stale version must see A's change.
+    let res = b
+        .patch_h(
+            "/v1/products/A",
+            &json!({"name": "lost update on B"}),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_problem(&res, 412, "version_mismatch");
+    // Stock moves on B are decided on the database's figures, not a cached copy.
+    a.post("/v1/products/A/stock", &json!({"delta": -5}))
+        .await
+        .expect(200, "write-off on A");
+    let res = b.post("/v1/products/A/stock", &json!({"delta": -1})).await;
+    assert_problem(&res, 409, "stock_negative");
+    let res = b
+        .post("/v1/orders", &order_body("c", "EUR", &[("A", 1)]))
+        .await;
+    assert_problem(&res, 409, "insufficient_stock");
+    let res = b
+        .patch_h(
+            "/v1/products/A",
+            &json!({"name": "on B"}),
+            &[("if-match", "\"3\"")],
+        )
+        .await;
+    res.expect(200, "[two servers] PATCH on B with the current version");
+    assert_eq!(res.json()["version"], 4);
+    assert_eq!(res.json()["available"], 0);
+    peer.stop().await;
+    server.stop().await;
+}

@@ -115,8 +115,13 @@ async fn create_reserves_stock_and_bumps_each_product_version() {
         let server = TestServer::start(backend).await;
         let api = Api::new(&server, backend);
         seed(&api).await;
-        api.create_order("cust-1", "EUR", &[("A", 4), ("B", 1)])
+        let o = api
+            .create_order("cust-1", "EUR", &[("A", 4), ("B", 1)])
             .await;
+        assert!(
+            o.get("note").is_some_and(Value::is_null),
+            "[{backend:?}] an order without a note has \"note\": null: {o}"
+        );
         assert_eq!(
             api.stock("A").await,
             (6, 4, 2),
@@ -326,6 +331,30 @@ async fn get_returns_the_order_with_its_etag_and_304_on_a_match() {
             res.describe()
         );
         assert_eq!(res.header("etag"), Some("\"2\""));
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_304_carries_the_same_etag_as_the_200() {
+    for backend in backends("a_304_carries_the_same_etag_as_the_200") {
+        let server = TestServer::start(backend).await;
+        let api = Api::new(&server, backend);
+        seed(&api).await;
+        let o = api.create_order("cust-1", "EUR", &[("A", 1)]).await;
+        let path = format!("/v1/orders/{}", text(&o["id"]));
+        assert_eq!(
+            api.get(&path).await.header("etag"),
+            Some("\"1\""),
+            "[{backend:?}] the 200's ETag"
+        );
+        let res = api.get_h(&path, &[("if-none-match", "\"1\"")]).await;
+        res.expect(304, &format!("[{backend:?}] If-None-Match: \"1\""));
+        assert_eq!(
+            res.header("etag"),
+            Some("\"1\""),
+            "[{backend:?}] ETag is \"<version>\": the 304 must carry ETag \"1\" like the 200 did"
+        );
         server.stop().await;
     }
 }
@@ -836,6 +865,13 @@ async fn events_are_the_history_oldest_first_with_actor_and_reason() {
             2,
             "[{backend:?}] no event for a refusal"
         );
+        // The events list takes the list parameters.
+        let res = api.get(&format!("/v1/orders/{id}/events?limit=0")).await;
+        assert_problem(&res, 400, "bad_request");
+        let res = api
+            .get(&format!("/v1/orders/{id}/events?after=garbage"))
+            .await;
+        assert_problem(&res, 400, "bad_cursor");
         server.stop().await;
     }
 }
@@ -1088,6 +1124,11 @@ async fn requests_refused_before_validation_passes_are_not_stored() {
             )
             .await;
         assert_problem(&res, 415, "unsupported_media_type");
+        // 413: over server.max_body_bytes (default 262144).
+        let mut big = good.to_string();
+        big.push_str(&" ".repeat(300_000));
+        let res = api.post_text("/v1/orders", &big, &key).await;
+        assert_problem(&res, 413, "payload_too_large");
         // The corrected request with the same key runs for real.
         let res = api.post_h("/v1/orders", &good, &key).await;
         res.expect(

@@ -373,14 +373,6 @@ pub fn text(v: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected a string, got {v}"))
 }
 
-/// A short unique suffix, so tests never collide on names.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    )
-}
-
 // ---- contract checks ------------------------------------------------------
 
 /// Asserts `res` is an RFC 9457 problem with `status` and `code`, as API.md
@@ -635,6 +627,7 @@ fn parse_raw(buf: &[u8]) -> Option<RawResp> {
 pub struct Peer {
     pub base: String,
     pub oms: Oms,
+    _scratch: tempfile::TempDir,
     handle: ServerHandle,
     join: tokio::task::JoinHandle<()>,
 }
@@ -648,6 +641,8 @@ impl Peer {
         config.database.min_connections = 1;
         config.database.max_connections = 8;
         config.server.workers = 2;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        config.audit.spill_dir = Some(scratch.path().join("audit-spill"));
         tweak(&mut config);
         let oms = Oms::builder()
             .config(config)
@@ -667,6 +662,7 @@ impl Peer {
         Peer {
             base: format!("http://{addr}"),
             oms,
+            _scratch: scratch,
             handle,
             join,
         }

@@ -4,12 +4,16 @@
 //! # Design
 //! - The request path does one `try_send` on a bounded tokio mpsc channel
 //!   of `audit.queue_capacity` events plus one relaxed atomic add: no lock,
-//!   no allocation, no I/O (tens of nanoseconds; see `benches/audit.rs`).
+//!   no allocation, no I/O. Workers never wait inside `recv` (a waiting
+//!   receiver is woken by every send, a task wake-up per request);
+//!   producers instead notify once per `batch_size` events (and when the
+//!   queue is full), and otherwise the workers wake on the flush timer.
 //! - `audit.workers` tasks share the receiver behind an async mutex: the
-//!   worker holding it collects a batch (up to `batch_size` events, or
-//!   until `flush_interval_ms` after the batch's first event), releases it
-//!   and delivers the batch while the next worker collects the next one.
-//!   The mutex is only contended by workers, never by requests.
+//!   worker holding it takes a batch as soon as `batch_size` events are
+//!   queued, or whatever is queued once `flush_interval_ms` has passed
+//!   (an event arriving at an idle queue waits at most that long), releases
+//!   it and delivers the batch while the next worker collects the next
+//!   one. The mutex is only contended by workers, never by requests.
 //! - Each batch goes to every sink concurrently. A failing sink is retried
 //!   `retry_attempts` times in all with exponential backoff (50 ms
 //!   doubling, capped at 1 s), then the batch is appended to the sink's
@@ -73,7 +77,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::spill::SinkSlot;
@@ -176,7 +180,13 @@ struct Shared {
     attempts: u32,
     options: PipelineOptions,
     slots: Vec<Arc<SinkSlot>>,
-    enqueued: AtomicU64,
+    /// Written by every producer: kept on its own cache line.
+    enqueued: Padded,
+    /// A full batch is waiting: notified every `threshold` enqueues.
+    ready: Notify,
+    /// Events that make a full batch: `batch_size`, or the capacity if
+    /// smaller.
+    threshold: usize,
     dropped: AtomicU64,
     lost: AtomicU64,
     batches: AtomicU64,
@@ -189,6 +199,31 @@ struct Shared {
     finished: watch::Sender<bool>,
     /// The background tasks, taken by the first `shutdown` call.
     tasks: StdMutex<Option<Tasks>>,
+}
+
+/// An atomic alone on its cache line(s), so that producers bumping it do
+/// not slow down workers touching the neighbouring counters.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// The receiving side, held by one worker at a time.
+struct Queue {
+    rx: mpsc::Receiver<AuditEvent>,
+    /// When the events waiting now must be flushed, full batch or not.
+    deadline: tokio::time::Instant,
+}
+
+impl Shared {
+    /// Counts an accepted event; wakes a worker once per `threshold`
+    /// events, and when the queue is full (producers may be blocked).
+    /// Between two wake-ups the workers rely on `flush_interval`.
+    #[inline]
+    fn accepted(&self) {
+        let n = self.enqueued.0.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(self.threshold as u64) || self.tx.capacity() == 0 {
+            self.ready.notify_one();
+        }
+    }
 }
 
 struct Tasks {
@@ -285,7 +320,9 @@ impl AuditPipeline {
             attempts: config.retry_attempts.max(1),
             options,
             slots,
-            enqueued: AtomicU64::new(0),
+            enqueued: Padded(AtomicU64::new(0)),
+            ready: Notify::new(),
+            threshold: config.batch_size.max(1).min(config.queue_capacity.max(1)),
             dropped: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -296,9 +333,12 @@ impl AuditPipeline {
             finished,
             tasks: StdMutex::new(None),
         });
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Mutex::new(Queue {
+            rx,
+            deadline: tokio::time::Instant::now() + shared.flush_interval,
+        }));
         let workers = (0..config.workers.max(1))
-            .map(|_| tokio::spawn(worker(shared.clone(), rx.clone())))
+            .map(|_| tokio::spawn(worker(shared.clone(), queue.clone())))
             .collect();
         let replayer = tokio::spawn(replayer(shared.clone()));
         *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tasks { workers, replayer });
@@ -336,7 +376,7 @@ impl AuditPipeline {
         let shared = self.shared();
         match shared.tx.try_send(event) {
             Ok(()) => {
-                shared.enqueued.fetch_add(1, Ordering::Relaxed);
+                shared.accepted();
                 Ok(())
             }
             Err(TrySendError::Full(event) | TrySendError::Closed(event)) => Err(event),
@@ -363,12 +403,12 @@ impl AuditPipeline {
         let shared = self.shared();
         match shared.tx.try_send(event) {
             Ok(()) => {
-                shared.enqueued.fetch_add(1, Ordering::Relaxed);
+                shared.accepted();
             }
             Err(TrySendError::Full(event)) if shared.on_full == OnFull::Block => {
                 match shared.tx.send(event).await {
                     Ok(()) => {
-                        shared.enqueued.fetch_add(1, Ordering::Relaxed);
+                        shared.accepted();
                     }
                     Err(_) => {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -402,7 +442,7 @@ impl AuditPipeline {
         let dequeued = shared.dequeued.load(Ordering::Relaxed);
         let capacity = shared.tx.max_capacity();
         AuditStats {
-            enqueued: shared.enqueued.load(Ordering::Relaxed),
+            enqueued: shared.enqueued.0.load(Ordering::Relaxed),
             written: sinks.iter().map(|s| s.written).sum(),
             dropped: shared.dropped.load(Ordering::Relaxed),
             failed: sinks.iter().map(|s| s.failed).sum(),
@@ -505,36 +545,45 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 
 /// Takes batches from the queue and delivers them until the queue is
 /// closed and empty.
-async fn worker(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::Receiver<AuditEvent>>>) {
+async fn worker(shared: Arc<Shared>, queue: Arc<Mutex<Queue>>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut batch = Vec::with_capacity(shared.batch_size);
     loop {
         {
-            let mut rx = rx.lock().await;
-            let n = tokio::select! {
-                biased;
-                n = rx.recv_many(&mut batch, shared.batch_size) => n,
-                () = stopping(&mut shutdown) => {
+            let mut queue = queue.lock().await;
+            let Queue { rx, deadline } = &mut *queue;
+            loop {
+                let now = tokio::time::Instant::now();
+                if *shutdown.borrow() {
                     rx.close();
-                    rx.recv_many(&mut batch, shared.batch_size).await
+                    // Zero only once closed and empty.
+                    if rx.recv_many(&mut batch, shared.batch_size).await == 0 {
+                        // The other workers will see it too.
+                        return;
+                    }
+                    break;
                 }
-            };
-            if n == 0 {
-                // Closed and drained: the other workers will see it too.
-                return;
-            }
-            let deadline = tokio::time::Instant::now() + shared.flush_interval;
-            while batch.len() < shared.batch_size {
-                let room = shared.batch_size - batch.len();
+                let len = rx.len();
+                if len >= shared.threshold || (len > 0 && now >= *deadline) {
+                    // Messages are there: this does not wait.
+                    rx.recv_many(&mut batch, shared.batch_size).await;
+                    if len < shared.threshold {
+                        *deadline = now + shared.flush_interval;
+                    }
+                    break;
+                }
+                if len == 0 && now >= *deadline {
+                    // Idle: an event arriving now waits one interval at most.
+                    *deadline = now + shared.flush_interval;
+                }
+                // Never wait in `recv`: a receiver waiting there is woken by
+                // every send, which would cost the request path a task
+                // wake-up per event. Producers notify once per full batch.
                 tokio::select! {
                     biased;
-                    n = rx.recv_many(&mut batch, room) => {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    () = stopping(&mut shutdown) => rx.close(),
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = stopping(&mut shutdown) => {}
+                    () = shared.ready.notified() => {}
+                    () = tokio::time::sleep_until(*deadline) => {}
                 }
             }
         }

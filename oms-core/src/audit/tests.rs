@@ -187,7 +187,7 @@ async fn batches_by_interval() {
     let dir = tempfile::tempdir().unwrap();
     let sink = TestSink::new("rec");
     let p = AuditPipeline::start(
-        &config(2, 1000, 1000, 50),
+        &config(2, 1000, 1000, 300),
         sinks(&[&sink]),
         dir.path().into(),
     )
@@ -197,13 +197,21 @@ async fn batches_by_interval() {
     for e in events(5) {
         p.record(e).await;
     }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if started.elapsed() < Duration::from_millis(250) {
+        assert_eq!(sink.len(), 0, "flushed before the interval");
+    }
     eventually("the interval flush", || sink.len() == 5).await;
     assert!(
-        started.elapsed() >= Duration::from_millis(45),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
     assert_eq!(sink.batches(), vec![5]);
+    // The next event waits one interval at most, too.
+    p.record(AuditEvent::example()).await;
+    eventually("the second flush", || sink.len() == 6).await;
+    assert_eq!(sink.batches(), vec![5, 1]);
     p.shutdown().await;
     assert!(p.stats().flush_p99_ms >= 0.0);
 }

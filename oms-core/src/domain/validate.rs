@@ -59,6 +59,11 @@ impl Checker {
     }
 
     pub(crate) fn text_len(&mut self, field: &str, value: &str, min: usize, max: usize) {
+        if value.contains('\0') {
+            // PostgreSQL text cannot hold NUL; refuse it on every backend alike.
+            self.push(field, "must not contain NUL (U+0000) characters");
+            return;
+        }
         let len = value.chars().count();
         if len < min || len > max {
             if min == 0 {

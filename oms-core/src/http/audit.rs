@@ -24,7 +24,10 @@ impl From<AuditQueryError> for ApiError {
 
 fn filter(req: &Request) -> Result<AuditFilter, ApiError> {
     let actor = query_str(req, "actor")?;
-    if actor.as_ref().is_some_and(|a| a.is_empty() || a.len() > 64) {
+    if actor
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > 64 || a.contains('\0'))
+    {
         return Err(ApiError::bad_request("actor must be 1-64 characters"));
     }
     let method = query_str(req, "method")?.map(|m| m.to_ascii_uppercase());

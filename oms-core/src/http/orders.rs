@@ -195,9 +195,11 @@ pub(super) async fn list(
     let customer_id = query_str(req, "customer_id")?;
     if customer_id
         .as_ref()
-        .is_some_and(|c| c.is_empty() || c.chars().count() > 64)
+        .is_some_and(|c| c.is_empty() || c.chars().count() > 64 || c.contains('\0'))
     {
-        return Err(ApiError::bad_request("customer_id must be 1-64 characters"));
+        return Err(ApiError::bad_request(
+            "customer_id must be 1-64 characters, without NUL",
+        ));
     }
     let filter = OrderFilter {
         customer_id,

@@ -9,6 +9,7 @@ use crate::domain::page::{Page, clamp_limit, paginate};
 use crate::domain::product::{NewProduct, Product, ProductPatch, StockMove};
 use crate::domain::sql::{self, PRODUCT_COLS};
 use crate::domain::time::{from_ms, now_ms};
+use crate::domain::validate::is_valid_sku;
 
 fn not_found(sku: &str) -> DomainError {
     DomainError::NotFound {
@@ -69,6 +70,9 @@ impl OrderService {
     /// # Errors
     /// [`DomainError::NotFound`] or a database error.
     pub async fn get_product(&self, sku: &str) -> Result<Product, DomainError> {
+        if !is_valid_sku(sku) {
+            return Err(not_found(sku));
+        }
         let conn = self.db.acquire().await?;
         let row = sql::one(
             &*conn,
@@ -126,6 +130,9 @@ impl OrderService {
         patch: ProductPatch,
         if_match: Option<i64>,
     ) -> Result<Product, DomainError> {
+        if !is_valid_sku(sku) {
+            return Err(not_found(sku));
+        }
         patch.validate()?;
         if patch.is_empty() {
             let product = self.get_product(sku).await?;
@@ -184,6 +191,9 @@ impl OrderService {
         delta: i64,
         if_match: Option<i64>,
     ) -> Result<Product, DomainError> {
+        if !is_valid_sku(sku) {
+            return Err(not_found(sku));
+        }
         StockMove { delta }.validate()?;
         // `available >= min_available` keeps it >= 0; `stock_in <= max_stock_in`
         // keeps the counters from overflowing (available <= stock_in).
