@@ -243,7 +243,7 @@ impl AuditPipeline {
     /// use oms_core::audit::AuditPipeline;
     /// let dir = std::env::temp_dir().join(format!("oms-doc-{}", uuid::Uuid::now_v7()));
     /// let pipeline = AuditPipeline::start(&Default::default(), Vec::new(), dir.clone()).await?;
-    /// assert_eq!(pipeline.stats().capacity, 65_536);
+    /// assert_eq!(pipeline.stats().capacity, 8_192);
     /// pipeline.shutdown().await;
     /// # tokio::fs::remove_dir_all(&dir).await.ok();
     /// # Ok::<(), oms_core::audit::AuditStartError>(())

@@ -171,7 +171,8 @@ pub struct AuditConfig {
     pub sinks: Vec<String>,
     /// Background workers draining the queue. Default 4.
     pub workers: usize,
-    /// Events held in memory at most. Default 65536.
+    /// Events held in memory at most (bounds memory: ~0.5 kB each).
+    /// Default 8192.
     pub queue_capacity: usize,
     /// Most events handed to a sink at once. Default 512.
     pub batch_size: usize,
@@ -197,7 +198,7 @@ impl Default for AuditConfig {
             sink: "database".to_owned(),
             sinks: Vec::new(),
             workers: 4,
-            queue_capacity: 65_536,
+            queue_capacity: 8_192,
             batch_size: 512,
             flush_interval_ms: 200,
             on_full: OnFull::Block,

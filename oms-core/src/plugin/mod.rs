@@ -23,7 +23,12 @@
 //! }
 //!
 //! inventory::submit! {
-//!     RecorderPlugin { name: "quiet", description: "records nothing", build }
+//!     RecorderPlugin {
+//!         name: "quiet",
+//!         description: "records nothing",
+//!         settings: oms_core::plugin::no_settings,
+//!         build,
+//!     }
 //! }
 //!
 //! assert!(oms_core::plugin::available(oms_core::plugin::PluginKind::MetricsRecorder)
@@ -33,6 +38,13 @@
 //! The linker drops a crate that nothing references, registrations
 //! included: a binary that wants a plugin crate's registrations must name
 //! it (`use my_plugins as _;` or call a function of it).
+//!
+//! An audit sink owns the table `[audit.<name>]`: it reads it with
+//! [`AuditConfig::plugin_settings`](crate::config::AuditConfig::plugin_settings),
+//! lists its defaults in [`SinkPlugin::settings`] (shown by
+//! `oms-cli plugins`) and validates it in [`SinkPlugin::check`] (run by
+//! `oms-cli config check` and before anything starts). The authors' guide
+//! is `docs/plugins.md`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,7 +53,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::audit::AuditSink;
-use crate::config::Config;
+use crate::config::{Config, ConfigIssue};
 use crate::db::{ConnectionPool, Database, StatementObserver};
 use crate::metrics::MetricsRecorder;
 
@@ -94,6 +106,16 @@ pub enum PluginError {
         /// The names registered for that kind.
         available: Vec<&'static str>,
     },
+    /// The plugin's own settings table is invalid.
+    #[error("{kind} plugin {name:?}: invalid settings:\n{}", issues.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Settings {
+        /// The plugin's kind.
+        kind: PluginKind,
+        /// The plugin's name.
+        name: String,
+        /// Every problem found, each naming its key (`audit.<name>.<key>`).
+        issues: Vec<ConfigIssue>,
+    },
     /// The plugin was found but failed to start.
     #[error("{kind} plugin {name:?} failed to start: {message}")]
     Build {
@@ -133,22 +155,48 @@ pub type BuildSink =
 /// Builds a [`MetricsRecorder`].
 pub type BuildRecorder = fn(&Config) -> Result<Arc<dyn MetricsRecorder>, PluginError>;
 
+/// A plugin's settings with their defaults, as a JSON object
+/// (`Value::Null` when it has none); shown by `oms-cli plugins`.
+pub type Settings = fn() -> serde_json::Value;
+/// Validates a plugin's own settings table without starting anything.
+pub type CheckSettings = fn(&Config) -> Result<(), Vec<ConfigIssue>>;
+
+/// [`Settings`] for a plugin without settings.
+pub fn no_settings() -> serde_json::Value {
+    serde_json::Value::Null
+}
+
+/// [`Settings`] from a settings type's `Default`: `settings: defaults_of::<MyConfig>`.
+pub fn defaults_of<T: Serialize + Default>() -> serde_json::Value {
+    serde_json::to_value(T::default()).unwrap_or_default()
+}
+
 /// A registered [`ConnectionPool`] factory.
 pub struct PoolPlugin {
     /// The name `database.pool` selects it by.
     pub name: &'static str,
     /// One line for `oms-cli plugins`.
     pub description: &'static str,
+    /// Its settings with their defaults ([`no_settings`] for none).
+    pub settings: Settings,
     /// The factory.
     pub build: BuildPool,
 }
 
 /// A registered [`AuditSink`] factory.
 pub struct SinkPlugin {
-    /// The name `audit.sink(s)` selects it by.
+    /// The name `audit.sink(s)` selects it by, and the name of its
+    /// settings table `[audit.<name>]`.
     pub name: &'static str,
     /// One line for `oms-cli plugins`.
     pub description: &'static str,
+    /// The keys of `[audit.<name>]` with their defaults ([`no_settings`]
+    /// for none).
+    pub settings: Settings,
+    /// Validates `[audit.<name>]` without connecting or opening anything;
+    /// run by `oms-cli config check` and before any plugin is built.
+    /// `None` when the sink has no settings.
+    pub check: Option<CheckSettings>,
     /// The factory.
     pub build: BuildSink,
 }
@@ -159,6 +207,8 @@ pub struct RecorderPlugin {
     pub name: &'static str,
     /// One line for `oms-cli plugins`.
     pub description: &'static str,
+    /// Its settings with their defaults ([`no_settings`] for none).
+    pub settings: Settings,
     /// The factory.
     pub build: BuildRecorder,
 }
@@ -175,6 +225,8 @@ pub trait Registration: inventory::Collect {
     fn name(&self) -> &'static str;
     /// Its description.
     fn description(&self) -> &'static str;
+    /// Its settings with their defaults (`Value::Null` for none).
+    fn settings(&self) -> serde_json::Value;
 }
 
 macro_rules! registration {
@@ -186,6 +238,9 @@ macro_rules! registration {
             }
             fn description(&self) -> &'static str {
                 self.description
+            }
+            fn settings(&self) -> serde_json::Value {
+                (self.settings)()
             }
         }
     };
@@ -225,8 +280,8 @@ pub fn available(kind: PluginKind) -> Vec<&'static str> {
     }
 }
 
-/// One line of `oms-cli plugins`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+/// One entry of `oms-cli plugins`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PluginInfo {
     /// The plugin's kind.
     pub kind: PluginKind,
@@ -234,13 +289,26 @@ pub struct PluginInfo {
     pub name: &'static str,
     /// What it does.
     pub description: &'static str,
+    /// The table its settings live in (`audit.<name>` for a sink), if it
+    /// has settings.
+    pub table: Option<String>,
+    /// Its settings with their defaults (`Value::Null` for none).
+    pub settings: serde_json::Value,
 }
 
 fn infos<R: Registration>() -> impl Iterator<Item = PluginInfo> {
-    inventory::iter::<R>.into_iter().map(|p| PluginInfo {
-        kind: R::KIND,
-        name: p.name(),
-        description: p.description(),
+    inventory::iter::<R>.into_iter().map(|p| {
+        let settings = p.settings();
+        PluginInfo {
+            kind: R::KIND,
+            name: p.name(),
+            description: p.description(),
+            table: match R::KIND {
+                PluginKind::AuditSink if !settings.is_null() => Some(format!("audit.{}", p.name())),
+                _ => None,
+            },
+            settings,
+        }
     })
 }
 
@@ -250,22 +318,32 @@ pub fn all() -> Vec<PluginInfo> {
         .chain(infos::<SinkPlugin>())
         .chain(infos::<RecorderPlugin>())
         .collect();
-    all.sort();
+    all.sort_by(|a, b| (a.kind, a.name).cmp(&(b.kind, b.name)));
     all
 }
 
-/// Checks that every plugin `config` selects is registered.
+/// Checks that every plugin `config` selects is registered, and that the
+/// settings table of every selected audit sink is valid.
 ///
 /// # Errors
-/// Every [`PluginError::UnknownPlugin`] found.
+/// Every [`PluginError::UnknownPlugin`] and [`PluginError::Settings`] found.
 pub fn check_selected(config: &Config) -> Result<(), Vec<PluginError>> {
     let mut errors = Vec::new();
     if let Err(e) = find::<PoolPlugin>(&config.database.pool) {
         errors.push(e);
     }
     for sink in config.audit.sink_names() {
-        if let Err(e) = find::<SinkPlugin>(&sink) {
-            errors.push(e);
+        match find::<SinkPlugin>(&sink) {
+            Err(e) => errors.push(e),
+            Ok(plugin) => {
+                if let Some(Err(issues)) = plugin.check.map(|check| check(config)) {
+                    errors.push(PluginError::Settings {
+                        kind: PluginKind::AuditSink,
+                        name: sink.clone(),
+                        issues,
+                    });
+                }
+            }
         }
     }
     if let Err(e) = find::<RecorderPlugin>(&config.metrics.recorder) {
