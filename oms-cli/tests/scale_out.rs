@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -105,7 +106,7 @@ async fn two_processes_never_oversell_and_share_idempotency() {
     // 150 orders of quantity 1 from 64 concurrent clients, alternating servers.
     let servers = [a.base.clone(), b.base.clone()];
     let body = json!({"customer_id": "scale", "currency": "EUR", "items": [{"sku": "SCALE-1", "quantity": 1}]});
-    let results = futures::future::join_all((0..150).map(|i| {
+    let results: Vec<_> = futures::stream::iter((0..150).map(|i| {
         let http = http.clone();
         let url = format!("{}/v1/orders", servers[i % 2]);
         let body = body.clone();
@@ -117,6 +118,8 @@ async fn two_processes_never_oversell_and_share_idempotency() {
                 .map(|r| r.status().as_u16())
         }
     }))
+    .buffer_unordered(64)
+    .collect()
     .await;
     let created = results.iter().filter(|r| matches!(r, Ok(201))).count();
     let refused = results.iter().filter(|r| matches!(r, Ok(409))).count();

@@ -8,6 +8,7 @@
 //! | pool | `sea-orm` | sea-orm/sqlx pool for SQLite (WAL) and PostgreSQL |
 //! | audit sink | `database` | multi-row inserts into `audit_events` |
 //! | audit sink | `jsonl` | JSON lines appended to a file (`[audit.jsonl]`) |
+//! | audit sink | `nats` | NATS JetStream, acks awaited per batch (`[audit.nats]`) |
 //! | audit sink | `stdout` | JSON lines on standard output |
 //! | audit sink | `null` | discards events (benchmarks, tests) |
 //! | metrics recorder | `builtin` | in-process, lock-free histograms |

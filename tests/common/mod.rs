@@ -89,6 +89,8 @@ pub fn test_config(db: &TestDb) -> Config {
     config.audit.spill_dir = Some(db.dir.path().join("audit-spill"));
     config.database.min_connections = 1;
     config.database.max_connections = 8;
+    // Generous: a loaded CI machine must not turn pool waits into 503s.
+    config.database.acquire_timeout_ms = 30_000;
     config.server.workers = 2;
     config
 }

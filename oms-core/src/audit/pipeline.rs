@@ -135,7 +135,9 @@ impl Default for PipelineOptions {
     }
 }
 
-/// The asynchronous audit pipeline; see the [module docs](self).
+/// The asynchronous audit pipeline: a bounded queue, batching workers,
+/// retries, spill files and replay (the design is described in
+/// `oms-core/src/audit/pipeline.rs`).
 ///
 /// Cheap to clone: every clone is a handle on the same queue and workers.
 /// When the last handle is dropped without [`shutdown`](Self::shutdown),

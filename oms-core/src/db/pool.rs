@@ -93,6 +93,75 @@ pub struct PoolStats {
 ///   [`StatementObserver`] the pool was built with.
 /// - [`close`](Self::close) waits for leased connections to return, then
 ///   closes them; later acquires fail with [`PoolError::Closed`].
+///
+/// A plugin also registers a factory (`oms_core::plugin::PoolPlugin`) that
+/// gets the URL and the [`StatementObserver`]; see `docs/plugins.md`.
+///
+/// # Examples
+///
+/// A pool of at most `max` leases over one sea-orm connection, a
+/// semaphore permit as the lease:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use oms_core::db::{ConnectionPool, PoolError, PoolStats, PooledConnection};
+/// use sea_orm::{DatabaseBackend, DatabaseConnection};
+/// use tokio::sync::Semaphore;
+///
+/// struct OnePool {
+///     conn: DatabaseConnection,
+///     leases: Arc<Semaphore>,
+///     max: u32,
+///     timeout: Duration,
+/// }
+///
+/// #[async_trait]
+/// impl ConnectionPool for OnePool {
+///     fn name(&self) -> &str {
+///         "one"
+///     }
+///     fn backend(&self) -> DatabaseBackend {
+///         self.conn.get_database_backend()
+///     }
+///     async fn acquire(&self) -> Result<PooledConnection, PoolError> {
+///         let permit = tokio::time::timeout(self.timeout, self.leases.clone().acquire_owned())
+///             .await
+///             .map_err(|_| PoolError::Timeout(self.timeout))? // never wait longer
+///             .map_err(|_| PoolError::Closed)?;
+///         Ok(PooledConnection::new(self.conn.clone(), permit)) // dropped = returned
+///     }
+///     fn stats(&self) -> PoolStats {
+///         let idle = self.leases.available_permits() as u32;
+///         PoolStats { size: 1, idle, in_use: self.max - idle, max: self.max, ..PoolStats::default() }
+///     }
+///     async fn ping(&self) -> Result<(), PoolError> {
+///         self.conn.ping().await.map_err(|e| PoolError::Unavailable(e.to_string()))
+///     }
+///     async fn close(&self) {
+///         self.leases.close();
+///         let _ = self.conn.close_by_ref().await;
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let pool = OnePool {
+///     conn: sea_orm::Database::connect("sqlite::memory:").await.unwrap(),
+///     leases: Arc::new(Semaphore::new(2)),
+///     max: 2,
+///     timeout: Duration::from_millis(50),
+/// };
+/// let a = pool.acquire().await.unwrap();
+/// let _b = pool.acquire().await.unwrap();
+/// assert_eq!(pool.stats().in_use, 2);
+/// assert!(matches!(pool.acquire().await, Err(PoolError::Timeout(_))));
+/// drop(a);
+/// pool.ping().await.unwrap();
+/// pool.close().await;
+/// assert!(matches!(pool.acquire().await, Err(PoolError::Closed)));
+/// # });
+/// ```
 #[async_trait]
 pub trait ConnectionPool: Send + Sync + 'static {
     /// The plugin name this pool was registered under.

@@ -64,6 +64,60 @@ pub struct MetricsSnapshot {
 /// - Labels have bounded cardinality: the route template, never the path.
 /// - [`snapshot`](Self::snapshot) and [`render_prometheus`](Self::render_prometheus)
 ///   are called by the debug and metrics endpoints; they may take longer.
+/// - Nothing to flush at shutdown; a recorder cannot fail.
+///
+/// A plugin also registers a factory (`oms_core::plugin::RecorderPlugin`);
+/// see `docs/plugins.md`.
+///
+/// # Examples
+///
+/// A recorder counting requests and statements with atomics only:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+/// use std::time::Duration;
+/// use oms_core::metrics::{MetricsRecorder, MetricsSnapshot, RequestRecord};
+///
+/// #[derive(Default)]
+/// struct Counting {
+///     requests: AtomicU64,
+///     statements: AtomicU64,
+/// }
+///
+/// impl MetricsRecorder for Counting {
+///     fn name(&self) -> &str {
+///         "counting"
+///     }
+///     fn record_request(&self, _: &RequestRecord<'_>) {
+///         self.requests.fetch_add(1, Relaxed); // on the request path: cheap
+///     }
+///     fn record_statement(&self, _: Duration, _: bool) {
+///         self.statements.fetch_add(1, Relaxed);
+///     }
+///     fn snapshot(&self) -> MetricsSnapshot {
+///         MetricsSnapshot {
+///             requests_total: self.requests.load(Relaxed),
+///             statements: self.statements.load(Relaxed),
+///             ..MetricsSnapshot::default()
+///         }
+///     }
+///     fn render_prometheus(&self) -> String {
+///         format!("requests_total {}\n", self.requests.load(Relaxed))
+///     }
+/// }
+///
+/// let recorder = Counting::default();
+/// recorder.record_request(&RequestRecord {
+///     method: "GET",
+///     route: "/v1/orders/{id}",
+///     status: 200,
+///     duration: Duration::from_millis(3),
+///     db_time: Duration::from_millis(1),
+///     db_statements: 1,
+/// });
+/// assert_eq!(recorder.snapshot().requests_total, 1);
+/// assert_eq!(recorder.render_prometheus(), "requests_total 1\n");
+/// ```
 pub trait MetricsRecorder: Send + Sync + 'static {
     /// The recorder's plugin name.
     fn name(&self) -> &str;

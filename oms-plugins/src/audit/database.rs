@@ -93,6 +93,8 @@ inventory::submit! {
     SinkPlugin {
         name: NAME,
         description: "audit events as rows of the audit_events table (multi-row inserts, idempotent)",
+        settings: oms_core::plugin::no_settings,
+        check: None,
         build,
     }
 }

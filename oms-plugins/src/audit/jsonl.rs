@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use oms_core::audit::{AuditError, AuditEvent, AuditSink};
+use oms_core::config::ConfigIssue;
 use oms_core::plugin::{PluginError, PluginKind, SinkContext, SinkPlugin};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -282,19 +283,22 @@ fn build_error(message: String) -> PluginError {
 /// Reads and checks `[audit.jsonl]`, resolving `path` against `base_dir`.
 ///
 /// # Errors
-/// A message naming the offending key (`audit.jsonl.<key>`).
-fn settings(config: &oms_core::config::Config) -> Result<JsonlSinkConfig, String> {
-    let mut settings: JsonlSinkConfig = config
-        .audit
-        .plugin_settings(NAME)
-        .map_err(|issue| issue.to_string())?;
+/// The issue, naming the offending key (`audit.jsonl.<key>`).
+fn settings(config: &oms_core::config::Config) -> Result<JsonlSinkConfig, ConfigIssue> {
+    let mut settings: JsonlSinkConfig = config.audit.plugin_settings(NAME)?;
     if settings.fsync == FsyncPolicy::Interval && settings.fsync_interval_ms == 0 {
-        return Err(format!(
-            "audit.{NAME}.fsync_interval_ms = 0: must be >= 1 with fsync = \"interval\""
-        ));
+        return Err(ConfigIssue {
+            key: format!("audit.{NAME}.fsync_interval_ms"),
+            value: "0".to_owned(),
+            allowed: "must be >= 1 with fsync = \"interval\"".to_owned(),
+        });
     }
     if settings.path.as_os_str().is_empty() {
-        return Err(format!("audit.{NAME}.path = \"\": must name a file"));
+        return Err(ConfigIssue {
+            key: format!("audit.{NAME}.path"),
+            value: "\"\"".to_owned(),
+            allowed: "must name a file".to_owned(),
+        });
     }
     if settings.path.is_relative() {
         settings.path = config.base_dir.join(&settings.path);
@@ -302,9 +306,14 @@ fn settings(config: &oms_core::config::Config) -> Result<JsonlSinkConfig, String
     Ok(settings)
 }
 
+/// [`SinkPlugin::check`]: `[audit.jsonl]` parses and passes the rules.
+fn check(config: &oms_core::config::Config) -> Result<(), Vec<ConfigIssue>> {
+    settings(config).map(drop).map_err(|issue| vec![issue])
+}
+
 fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink>, PluginError>> {
     async move {
-        let settings = settings(ctx.config).map_err(build_error)?;
+        let settings = settings(ctx.config).map_err(|issue| build_error(issue.to_string()))?;
         let path = settings.path.clone();
         let sink = JsonlAuditSink::open(settings).await.map_err(|err| {
             build_error(format!(
@@ -321,6 +330,8 @@ inventory::submit! {
     SinkPlugin {
         name: NAME,
         description: "audit events as JSON lines appended to a file (fsync per batch or on an interval)",
+        settings: oms_core::plugin::defaults_of::<JsonlSinkConfig>,
+        check: Some(check),
         build,
     }
 }

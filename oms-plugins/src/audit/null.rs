@@ -32,5 +32,11 @@ fn build<'a>(_: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink>,
 }
 
 inventory::submit! {
-    SinkPlugin { name: "null", description: "discards audit events", build }
+    SinkPlugin {
+        name: "null",
+        description: "discards audit events",
+        settings: oms_core::plugin::no_settings,
+        check: None,
+        build,
+    }
 }

@@ -62,5 +62,11 @@ fn build<'a>(_: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink>,
 }
 
 inventory::submit! {
-    SinkPlugin { name: "stdout", description: "audit events as JSON lines on standard output", build }
+    SinkPlugin {
+        name: "stdout",
+        description: "audit events as JSON lines on standard output",
+        settings: oms_core::plugin::no_settings,
+        check: None,
+        build,
+    }
 }

@@ -314,6 +314,7 @@ inventory::submit! {
         name: NAME,
         description: "in-process lock-free latency histograms per method, route and status; \
                       /debug/performance percentiles and Prometheus /metrics",
+        settings: oms_core::plugin::no_settings,
         build,
     }
 }

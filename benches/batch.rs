@@ -1,0 +1,127 @@
+//! Writing 500 audit events: multi-row inserts (what the `database` sink
+//! does: `oms::core::audit::query::insert_statements`, as few statements as
+//! the bound-parameter limit allows, here one) against one single-row
+//! `INSERT` per event. Both build their statements inside the timing and
+//! run them in one transaction through the pool's `execute_batch`, so only
+//! the statement shape differs.
+//!
+//! SQLite (WAL) in a temporary directory. Each iteration inserts 500 fresh
+//! events (built outside the timing) and the table is emptied after it,
+//! also outside the timing, so every iteration starts from the same table.
+//!
+//! Run with `cargo bench --bench batch` (`-- --quick` for a fast pass).
+
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use oms::core::audit::AuditEvent;
+use oms::core::audit::query::insert_statements;
+use oms::core::config::Config;
+use oms::core::db::{Database, Statement};
+use sea_orm::ConnectionTrait;
+
+const EVENTS: usize = 500;
+
+fn config(dir: &Path) -> Config {
+    let mut cfg = Config {
+        base_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    cfg.database.url = Some(format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("oms.db").display()
+    ));
+    cfg
+}
+
+fn events() -> Vec<AuditEvent> {
+    (0..EVENTS)
+        .map(|i| AuditEvent {
+            route: "/v1/orders/{id}".to_owned(),
+            path: format!("/v1/orders/{}", uuid::Uuid::now_v7()),
+            status: if i % 10 == 0 { 404 } else { 200 },
+            ..AuditEvent::example()
+        })
+        .collect()
+}
+
+/// Inserts `EVENTS` fresh events with `statements`, `iters` times; returns
+/// the time spent in `statements` (building and executing) only.
+async fn run(
+    db: &Database,
+    iters: u64,
+    statements: impl Fn(&[AuditEvent]) -> Vec<Statement>,
+) -> Duration {
+    let backend = db.backend();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let events = events();
+        let start = Instant::now();
+        let affected = db
+            .pool()
+            .execute_batch(statements(&events))
+            .await
+            .expect("insert the events in one transaction");
+        total += start.elapsed();
+        assert_eq!(affected.iter().sum::<u64>(), EVENTS as u64);
+        let conn = db.acquire().await.expect("lease a connection");
+        conn.execute_raw(Statement::from_string(backend, "DELETE FROM audit_events"))
+            .await
+            .expect("empty audit_events");
+    }
+    total
+}
+
+fn batch(c: &mut Criterion) {
+    oms::link();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oms = rt
+        .block_on(oms::Oms::builder().config(config(dir.path())).build())
+        .expect("build the OMS on SQLite");
+    let db = oms.database().clone();
+    let backend = db.backend();
+    assert_eq!(insert_statements(backend, &events()).len(), 1);
+
+    let mut group = c.benchmark_group("audit_insert_500_events");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("multi_row_insert", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let db = db.clone();
+            async move { run(&db, iters, |events| insert_statements(backend, events)).await }
+        });
+    });
+    group.bench_function("row_by_row_insert", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let db = db.clone();
+            async move {
+                run(&db, iters, |events| {
+                    events
+                        .iter()
+                        .flat_map(|e| insert_statements(backend, std::slice::from_ref(e)))
+                        .collect()
+                })
+                .await
+            }
+        });
+    });
+    group.finish();
+    rt.block_on(oms.shutdown());
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = batch
+}
+criterion_main!(benches);
