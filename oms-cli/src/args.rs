@@ -27,6 +27,8 @@ pub(crate) enum Command {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Load-test a server: closed or open loop, HDR latencies, reports.
+    Load(Box<crate::commands::load::args::LoadArgs>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod config_check;
 mod keys;
+pub(crate) mod load;
 mod migrate;
 mod plugins;
 mod serve;
@@ -18,6 +19,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
         Command::Plugins => plugins::run(),
         Command::Keys(KeysCommand::Generate { name, roles }) => keys::generate(&name, &roles),
+        Command::Load(args) => load::run(*args),
     }
 }
 
