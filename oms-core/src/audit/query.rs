@@ -78,24 +78,41 @@ fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Most rows in one audit insert statement.
+const MAX_ROWS: usize = 128;
+
 /// Multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` statements for
-/// `events`, as few as the backend's bound-parameter limit allows (see
-/// [`rows_per_insert`]). Re-inserting an event already stored is a no-op,
-/// which makes retries and spill replays idempotent. Empty for no events.
+/// `events`. Chunks hold [`MAX_ROWS`] rows, the remainder is split into
+/// powers of two, so at most eight statement shapes ever exist: the
+/// drivers' per-connection prepared-statement caches stay small and warm
+/// instead of filling with one huge statement per batch size. Re-inserting
+/// an event already stored is a no-op, which makes retries and spill
+/// replays idempotent. Empty for no events.
 ///
 /// ```
 /// use oms_core::audit::{AuditEvent, query::insert_statements};
 /// use sea_orm::DatabaseBackend;
-/// let events: Vec<_> = (0..5000).map(|_| AuditEvent::example()).collect();
-/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events).len(), 3);
-/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events).len(), 2);
+/// let events: Vec<_> = (0..300).map(|_| AuditEvent::example()).collect();
+/// // 128 + 128 + 32 + 8 + 4
+/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events).len(), 5);
+/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events[..256]).len(), 2);
 /// ```
 pub fn insert_statements(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement> {
-    let per = rows_per_insert(backend);
-    events
-        .chunks(per)
-        .map(|chunk| insert_chunk(backend, chunk))
-        .collect()
+    let max = MAX_ROWS.min(rows_per_insert(backend));
+    let mut statements = Vec::new();
+    let mut rest = events;
+    while !rest.is_empty() {
+        let take = if rest.len() >= max {
+            max
+        } else {
+            // The largest power of two not above what is left.
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(take);
+        statements.push(insert_chunk(backend, chunk));
+        rest = tail;
+    }
+    statements
 }
 
 fn insert_chunk(backend: DatabaseBackend, events: &[AuditEvent]) -> Statement {
@@ -529,8 +546,9 @@ mod tests {
 
         let events: Vec<_> = (0..3).map(|_| AuditEvent::example()).collect();
         let inserts = insert_statements(DatabaseBackend::Postgres, &events);
-        assert_eq!(inserts.len(), 1);
-        assert!(inserts[0].sql.contains("$42)"), "{}", inserts[0].sql);
+        assert_eq!(inserts.len(), 2, "2 + 1 rows");
+        assert!(inserts[0].sql.contains("$28)"), "{}", inserts[0].sql);
+        assert!(inserts[1].sql.contains("$14)"), "{}", inserts[1].sql);
         assert!(insert_statements(DatabaseBackend::Sqlite, &[]).is_empty());
     }
 }
