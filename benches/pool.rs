@@ -8,14 +8,22 @@
 //!   `synchronous = NORMAL`, busy timeout, foreign keys).
 //! - `pool_postgres`: only when `OMS_TEST_POSTGRES_URL` is set
 //!   (e.g. `postgres://postgres@127.0.0.1:5432/test`): a database named
-//!   `oms_bench_<uuid>` is created for the run and dropped at the end.
+//!   `oms_bench_<uuid>` is created for the run and dropped at the end
+//!   (the URL's query string, e.g. `?sslmode=disable`, is kept). With no
+//!   `sslmode` sqlx prefers TLS, and against a server with `ssl = on` the
+//!   handshake dominates a fresh connection (about 90 ms here against
+//!   about 4 ms with `sslmode=disable`); a pool pays it once per
+//!   connection.
+//!
+//! Before each group, where a fresh connection's time goes (connect,
+//! query, close; best of 5) is printed.
 //!
 //! Run with `cargo bench --bench pool` (`-- --quick` for a fast pass).
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oms::core::config::Config;
@@ -67,6 +75,34 @@ fn compare(c: &mut Criterion, rt: &Runtime, name: &str, url: &str, base_dir: &st
     let db = oms.database().clone();
     let backend = db.backend();
     let opts = one_connection(url);
+
+    // Where a fresh connection's time goes (best of 5), printed once.
+    let (connect, query, close) = rt.block_on(async {
+        let mut best = [Duration::MAX; 3];
+        for _ in 0..5 {
+            let start = Instant::now();
+            let conn = sea_orm::Database::connect(opts.clone())
+                .await
+                .expect("open a connection");
+            let connected = start.elapsed();
+            conn.query_one_raw(select_1(backend))
+                .await
+                .expect("SELECT 1");
+            let queried = start.elapsed();
+            conn.close().await.expect("close the connection");
+            let closed = start.elapsed();
+            for (b, t) in best
+                .iter_mut()
+                .zip([connected, queried - connected, closed - queried])
+            {
+                *b = (*b).min(t);
+            }
+        }
+        (best[0], best[1], best[2])
+    });
+    eprintln!(
+        "{name}: a fresh connection: connect {connect:?}, SELECT 1 {query:?}, close {close:?}"
+    );
 
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
@@ -130,8 +166,15 @@ fn pool_postgres(c: &mut Criterion) {
         });
     };
     admin_exec(format!("CREATE DATABASE {name}"));
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
+    // Same server and options (e.g. `?sslmode=disable`), the new database.
+    let (path, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+    let url = match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    };
     compare(c, &rt, "pool_postgres", &url, dir.path());
     admin_exec(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }

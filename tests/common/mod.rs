@@ -59,9 +59,18 @@ impl TestDb {
                     .await
                     .expect("create database");
                 conn.close().await.ok();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                // Keep the admin URL's query (e.g. sslmode) for the test database.
+                let (path, query) = admin
+                    .split_once('?')
+                    .map_or((admin.as_str(), ""), |(p, q)| (p, q));
+                let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
                 TestDb {
-                    url: format!("{base}/{name}"),
+                    url: format!("{base}/{name}{query}"),
                     dir: tempfile::tempdir().expect("tempdir"),
                     pg: Some((admin, name)),
                 }
