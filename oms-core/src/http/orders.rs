@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::openapi::{Guarded, JsonBody, Problem};
 use super::request::{if_match, json_body, optional_json_body, page_params, query_str};
 use super::{ApiError, RequestId, actor, render_json, render_versioned, state};
-use crate::cache::Cached;
 use crate::domain::{
     Action, DomainError, IdempotentOutcome, NewOrder, Order, OrderFilter, OrderStatus,
     TransitionBody, request_hash,
@@ -144,17 +143,14 @@ pub(super) async fn get(
 ) -> Result<(), ApiError> {
     let state = state(depot)?;
     let id = order_id(req)?;
-    let cached = match state.cache.order(&id) {
-        Some(hit) => hit,
-        None => {
-            let epoch = state.cache.epoch();
-            let order = state.orders.get_order(id).await?;
-            let body = serde_json::to_vec(&order).map_err(ApiError::internal)?;
-            let cached = std::sync::Arc::new(Cached::new(order.version, body));
-            state.cache.fill_order(id, epoch, Cached::clone(&cached));
-            cached
-        }
-    };
+    let cached = super::read_through(
+        state.cache.order(&id),
+        state.cache.epoch(),
+        state.orders.get_order(id),
+        |o| o.version,
+        |epoch, c| state.cache.fill_order(id, epoch, c),
+    )
+    .await?;
     super::render_cached(req, res, &cached);
     Ok(())
 }

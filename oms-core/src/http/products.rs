@@ -5,7 +5,6 @@ use salvo::prelude::*;
 use super::openapi::{Guarded, JsonBody, Problem};
 use super::request::{if_match, json_body, page_params};
 use super::{ApiError, render_json, render_versioned, state};
-use crate::cache::Cached;
 use crate::domain::{NewProduct, ProductPatch, StockMove};
 use crate::domain::{Page, Product};
 
@@ -67,19 +66,14 @@ pub(super) async fn get(
 ) -> Result<(), ApiError> {
     let state = state(depot)?;
     let sku = sku(req);
-    let cached = match state.cache.product(&sku) {
-        Some(hit) => hit,
-        None => {
-            let epoch = state.cache.epoch();
-            let product = state.orders.get_product(&sku).await?;
-            let body = serde_json::to_vec(&product).map_err(ApiError::internal)?;
-            let cached = std::sync::Arc::new(Cached::new(product.version, body));
-            state
-                .cache
-                .fill_product(&sku, epoch, Cached::clone(&cached));
-            cached
-        }
-    };
+    let cached = super::read_through(
+        state.cache.product(&sku),
+        state.cache.epoch(),
+        state.orders.get_product(&sku),
+        |p| p.version,
+        |epoch, c| state.cache.fill_product(&sku, epoch, c),
+    )
+    .await?;
     super::render_cached(req, res, &cached);
     Ok(())
 }
