@@ -82,7 +82,7 @@ fn saturating_i64(n: u64) -> i64 {
 const MAX_ROWS: usize = 128;
 
 /// Multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` statements for
-/// `events`. Chunks hold [`MAX_ROWS`] rows, the remainder is split into
+/// `events`. Chunks hold 128 rows, the remainder is split into
 /// powers of two, so at most eight statement shapes ever exist: the
 /// drivers' per-connection prepared-statement caches stay small and warm
 /// instead of filling with one huge statement per batch size. Re-inserting
