@@ -17,6 +17,7 @@ pub mod app;
 pub mod audit;
 pub mod cache;
 pub mod config;
+mod cursor;
 pub mod db;
 pub mod domain;
 pub mod http;

@@ -19,12 +19,9 @@
 //! # Ok(()) }
 //! ```
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult, Statement, Value};
 use serde::{Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AuditEvent;
@@ -292,49 +289,24 @@ impl From<DbErr> for AuditQueryError {
     }
 }
 
-const CURSOR_FORMAT: u8 = 1;
 const CURSOR_KIND: u8 = b'a';
-const CHECK_LEN: usize = 4;
-const CURSOR_LEN: usize = 2 + 8 + 16 + CHECK_LEN;
 
-fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
-    let digest = Sha256::new_with_prefix(b"oms-audit-cursor")
-        .chain_update(body)
-        .finalize();
-    let mut out = [0u8; CHECK_LEN];
-    out.copy_from_slice(&digest[..CHECK_LEN]);
-    out
-}
-
-/// The opaque cursor for the position `(at_ms, id)`: base64url (no
-/// padding) of a format byte, a kind byte, the position and a 4-byte
-/// checksum, so that any tampered or foreign string is rejected.
+/// The opaque cursor for the position `(at_ms, id)`, in the envelope all
+/// cursors share (`crate::cursor`).
 fn encode_cursor(at_ms: i64, id: Uuid) -> String {
-    let mut bytes = Vec::with_capacity(CURSOR_LEN);
-    bytes.extend_from_slice(&[CURSOR_FORMAT, CURSOR_KIND]);
-    bytes.extend_from_slice(&at_ms.to_be_bytes());
-    bytes.extend_from_slice(id.as_bytes());
-    let check = checksum(&bytes);
-    bytes.extend_from_slice(&check);
-    URL_SAFE_NO_PAD.encode(bytes)
+    let mut payload = [0u8; 24];
+    payload[..8].copy_from_slice(&at_ms.to_be_bytes());
+    payload[8..].copy_from_slice(id.as_bytes());
+    crate::cursor::seal(CURSOR_KIND, &payload)
 }
 
 fn decode_cursor(text: &str) -> Result<(i64, Uuid), AuditQueryError> {
-    if text.len() > 64 {
+    let (kind, payload) = crate::cursor::open(text).ok_or(AuditQueryError::BadCursor)?;
+    if kind != CURSOR_KIND || payload.len() != 24 {
         return Err(AuditQueryError::BadCursor);
     }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| AuditQueryError::BadCursor)?;
-    if bytes.len() != CURSOR_LEN {
-        return Err(AuditQueryError::BadCursor);
-    }
-    let (body, check) = bytes.split_at(CURSOR_LEN - CHECK_LEN);
-    if checksum(body) != check || body[0] != CURSOR_FORMAT || body[1] != CURSOR_KIND {
-        return Err(AuditQueryError::BadCursor);
-    }
-    let at = <[u8; 8]>::try_from(&body[2..10]).map_err(|_| AuditQueryError::BadCursor)?;
-    let id = Uuid::from_slice(&body[10..]).map_err(|_| AuditQueryError::BadCursor)?;
+    let at = <[u8; 8]>::try_from(&payload[..8]).map_err(|_| AuditQueryError::BadCursor)?;
+    let id = Uuid::from_slice(&payload[8..]).map_err(|_| AuditQueryError::BadCursor)?;
     Ok((i64::from_be_bytes(at), id))
 }
 

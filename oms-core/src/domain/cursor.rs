@@ -1,22 +1,11 @@
-//! Opaque pagination cursors.
-//!
-//! A cursor is base64url (no padding) of `[format version][kind][payload]
-//! [checksum: first 4 bytes of SHA-256 over the rest]`. The checksum is an
-//! integrity check, not a secret: it makes any tampered, truncated or
-//! foreign string a [`DomainError::BadCursor`] instead of a wrong page.
+//! Opaque pagination cursors of the domain's lists, in the shared envelope
+//! of `crate::cursor`: any string we did not issue is a
+//! [`DomainError::BadCursor`] instead of a wrong page.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::DomainError;
 use super::validate::is_valid_sku;
-
-const FORMAT: u8 = 1;
-const CHECK_LEN: usize = 4;
-/// Longest cursor string accepted (well above any we issue).
-const MAX_LEN: usize = 256;
 
 /// A keyset position in one of the lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,45 +29,28 @@ impl Cursor {
 
     /// The opaque string form.
     pub(crate) fn encode(&self) -> String {
-        let mut bytes = vec![FORMAT, self.kind()];
         match self {
-            Cursor::Product(sku) => bytes.extend_from_slice(sku.as_bytes()),
-            Cursor::Order(id) => bytes.extend_from_slice(id.as_bytes()),
-            Cursor::Event(seq) => bytes.extend_from_slice(&seq.to_be_bytes()),
+            Cursor::Product(sku) => crate::cursor::seal(self.kind(), sku.as_bytes()),
+            Cursor::Order(id) => crate::cursor::seal(self.kind(), id.as_bytes()),
+            Cursor::Event(seq) => crate::cursor::seal(self.kind(), &seq.to_be_bytes()),
         }
-        let check = checksum(&bytes);
-        bytes.extend_from_slice(&check);
-        URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// Parses a cursor; any string we did not issue is `BadCursor`.
     pub(crate) fn decode(text: &str) -> Result<Cursor, DomainError> {
-        if text.is_empty() || text.len() > MAX_LEN {
-            return Err(DomainError::BadCursor);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| DomainError::BadCursor)?;
-        if bytes.len() < 2 + CHECK_LEN {
-            return Err(DomainError::BadCursor);
-        }
-        let (body, check) = bytes.split_at(bytes.len() - CHECK_LEN);
-        if checksum(body) != check || body[0] != FORMAT {
-            return Err(DomainError::BadCursor);
-        }
-        let payload = &body[2..];
-        match body[1] {
+        let (kind, payload) = crate::cursor::open(text).ok_or(DomainError::BadCursor)?;
+        match kind {
             b'p' => {
-                let sku = std::str::from_utf8(payload).map_err(|_| DomainError::BadCursor)?;
+                let sku = std::str::from_utf8(&payload).map_err(|_| DomainError::BadCursor)?;
                 if !is_valid_sku(sku) {
                     return Err(DomainError::BadCursor);
                 }
                 Ok(Cursor::Product(sku.to_owned()))
             }
-            b'o' => Uuid::from_slice(payload)
+            b'o' => Uuid::from_slice(&payload)
                 .map(Cursor::Order)
                 .map_err(|_| DomainError::BadCursor),
-            b'e' => <[u8; 8]>::try_from(payload)
+            b'e' => <[u8; 8]>::try_from(payload.as_slice())
                 .map(|b| Cursor::Event(i64::from_be_bytes(b)))
                 .map_err(|_| DomainError::BadCursor),
             _ => Err(DomainError::BadCursor),
@@ -111,15 +83,6 @@ impl Cursor {
             Some(_) => Err(DomainError::BadCursor),
         }
     }
-}
-
-fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
-    let digest = Sha256::new_with_prefix(b"oms-cursor")
-        .chain_update(body)
-        .finalize();
-    let mut out = [0u8; CHECK_LEN];
-    out.copy_from_slice(&digest[..CHECK_LEN]);
-    out
 }
 
 #[cfg(test)]
