@@ -219,6 +219,13 @@ async fn rate_limit_refuses_after_the_burst_with_headers_then_recovers() {
     );
     let problem: Value = res.json().await.expect("problem");
     assert_eq!(problem["code"], "rate_limited");
+    // One budget per caller across route classes: the admin routes are spent too.
+    let other_class = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(other_class.status(), StatusCode::TOO_MANY_REQUESTS);
     // /health is never limited.
     assert_eq!(
         http.get(server.url("/health"))

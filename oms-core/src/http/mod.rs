@@ -52,10 +52,11 @@ impl Handler for InjectState {
 /// service-wide hoops (see [`service`]). Mount it anywhere in a host router.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let config = state.config.clone();
+    let limiter = RateLimit::new(&config.rate_limit);
     let guarded = |access: Access| {
         let router = Router::new().hoop(Auth::new(&config.auth, access));
-        match RateLimit::new(&config.rate_limit) {
-            Some(limiter) => router.hoop(limiter),
+        match &limiter {
+            Some(limiter) => router.hoop(limiter.clone()),
             None => router,
         }
     };

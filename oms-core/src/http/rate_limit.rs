@@ -27,6 +27,7 @@ type Keyed =
     Governor<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 type Direct = Governor<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
+#[derive(Clone, Copy)]
 struct Budget {
     rps: u32,
     burst: u32,
@@ -47,11 +48,13 @@ impl Budget {
     }
 }
 
-/// The rate-limit hoop.
+/// The rate-limit hoop. Clones share the buckets, so one limiter serves
+/// every route class: a caller has one budget, whatever it calls.
+#[derive(Clone)]
 pub(crate) struct RateLimit {
     default: Budget,
     keyed: Arc<Keyed>,
-    overrides: HashMap<String, (Budget, Direct)>,
+    overrides: Arc<HashMap<String, (Budget, Direct)>>,
 }
 
 impl RateLimit {
@@ -94,7 +97,7 @@ impl RateLimit {
         Some(Self {
             default,
             keyed,
-            overrides,
+            overrides: Arc::new(overrides),
         })
     }
 }
