@@ -1,10 +1,14 @@
 //! Runs the example binary as a user would: a config selecting the
 //! `counting` sink, a few requests, a graceful stop, the count on disk.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "../../support/run.rs"]
+mod run;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use run::stop;
 
 const CONFIG: &str = include_str!("../oms.toml");
 
@@ -12,51 +16,9 @@ const CONFIG: &str = include_str!("../oms.toml");
 fn start(dir: &Path, config: &str) -> Result<(Child, String), String> {
     let path = dir.join("oms.toml");
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_custom-audit-sink"))
-        .arg("--config")
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let line = BufReader::new(stdout).lines().next();
-        let _ = tx.send(line);
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Some(Ok(line))) if line.starts_with("listening on ") => {
-            Ok((child, line["listening on ".len()..].to_owned()))
-        }
-        _ => {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
-            let _ = child.wait();
-            Err(err)
-        }
-    }
-}
-
-/// Closes stdin (graceful stop) and waits, at most 30 s.
-fn stop(mut child: Child) {
-    drop(child.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "exit status {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the example did not stop within 30 s");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_custom-audit-sink"));
+    command.arg("--config").arg(&path);
+    run::start(command)
 }
 
 #[tokio::test]
