@@ -23,7 +23,6 @@ pub use telemetry::{RequestId, Telemetry};
 
 use std::sync::Arc;
 
-use salvo::catcher::Catcher;
 use salvo::compression::{Compression, CompressionLevel};
 
 use self::auth::{Access, Auth};
@@ -118,9 +117,9 @@ pub(crate) fn service(state: Arc<AppState>, extra: Option<Router>) -> Service {
     if let Some(compression) = compression {
         service = service.hoop(compression);
     }
-    service
-        .hoop(limits)
-        .catcher(Catcher::new(problem::CatchAll))
+    // Telemetry renders problem+json for any bare error status, so the
+    // service needs no catcher.
+    service.hoop(limits)
 }
 
 fn compression(config: &crate::config::CompressionConfig) -> Option<Compression> {

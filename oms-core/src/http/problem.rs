@@ -248,24 +248,3 @@ impl Writer for ApiError {
         self.render(&id, res);
     }
 }
-
-/// Catcher goal: any error status still without a body becomes a problem.
-pub(crate) struct CatchAll;
-
-#[async_trait]
-impl Handler for CatchAll {
-    async fn handle(
-        &self,
-        _req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        _ctrl: &mut FlowCtrl,
-    ) {
-        let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-        let id = depot
-            .get_typed::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        for_status(status).render(&id, res);
-    }
-}
