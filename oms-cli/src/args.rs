@@ -29,6 +29,22 @@ pub(crate) enum Command {
     Keys(KeysCommand),
     /// Load-test a server: closed or open loop, HDR latencies, reports.
     Load(Box<crate::commands::load::args::LoadArgs>),
+    /// Check the database's invariants (stock, totals, order histories);
+    /// exit 0 consistent, 2 violations found, 1 error.
+    Doctor(DoctorArgs),
+}
+
+/// `oms-cli doctor` options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Violations listed per check (the counts are always exact).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) max_listed: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod config_check;
+mod doctor;
 mod keys;
 pub(crate) mod load;
 mod migrate;
@@ -20,6 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins => plugins::run(),
         Command::Keys(KeysCommand::Generate { name, roles }) => keys::generate(&name, &roles),
         Command::Load(args) => load::run(*args),
+        Command::Doctor(args) => doctor::run(&args),
     }
 }
 

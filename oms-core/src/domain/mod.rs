@@ -15,6 +15,7 @@
 //! `stock_in == available + reserved + shipped`.
 
 mod cursor;
+pub mod doctor;
 mod error;
 pub mod idempotency;
 pub mod money;
@@ -31,6 +32,7 @@ pub mod validate;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
+pub use doctor::{Check, DoctorReport, check_invariants};
 pub use error::{DomainError, FieldError};
 pub use idempotency::{IdempotentOutcome, request_hash};
 pub use order::{
