@@ -1,5 +1,6 @@
 //! `create_order`: reserve every line's stock and record the order, all in
-//! one transaction of a handful of statements.
+//! one transaction: on PostgreSQL `BEGIN`, one `UPDATE` for every line's
+//! stock, one statement for the order's rows, `COMMIT`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,11 +8,12 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, Value};
 use uuid::Uuid;
 
 use super::OrderService;
+use super::insert::{Response, insert_order};
 use crate::domain::DomainError;
 use crate::domain::money;
 use crate::domain::order::{NewOrder, Order, OrderItem};
-use crate::domain::sql::{self, begin_write, placeholders};
-use crate::domain::status::{EventType, OrderStatus};
+use crate::domain::sql::{self, begin_write};
+use crate::domain::status::OrderStatus;
 use crate::domain::time::{from_ms, now_ms};
 
 /// The rendering callback of an idempotent create.
@@ -158,82 +160,28 @@ impl OrderService {
             updated_at: from_ms(now),
         };
 
-        // 3. The order, its lines and its first event.
-        sql::exec(
-            txn,
-            "INSERT INTO orders (id, customer_id, status, currency, total_minor, note, version, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
-            vec![
-                id.into(),
-                order.customer_id.clone().into(),
-                OrderStatus::Pending.as_str().into(),
-                order.currency.clone().into(),
-                total.into(),
-                order.note.clone().into(),
-                now.into(),
-                now.into(),
-            ],
-        )
-        .await?;
-        let mut values: Vec<Value> = Vec::with_capacity(6 * n);
-        for (line_no, item) in (1i32..).zip(&order.items) {
-            values.extend([
-                id.into(),
-                line_no.into(),
-                item.sku.clone().into(),
-                item.quantity.into(),
-                item.unit_price_minor.into(),
-                item.line_total_minor.into(),
-            ]);
+        // 3. The order, its lines, its first event and, for an idempotent
+        //    create, its response (committed with the order or not at all).
+        let Some(store) = store else {
+            insert_order(txn, &order, actor, now, None).await?;
+            return Ok(Attempt::Created((order, None)));
+        };
+        let ok: Result<Order, DomainError> = Ok(order);
+        let (status, body) = (store.render)(&ok);
+        let order = ok?;
+        let response = Response {
+            scope: store.scope,
+            key: store.key,
+            claim_id: store.claim_id,
+            status,
+            body: &body,
+        };
+        if !insert_order(txn, &order, actor, now, Some(response)).await? {
+            // Our claim was taken over (we ran past the lease): the other
+            // request owns the key now; roll this one back.
+            return Err(DomainError::IdempotencyInProgress);
         }
-        sql::exec(
-            txn,
-            &format!(
-                "INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price_minor, \
-                 line_total_minor) VALUES {}",
-                placeholders(n, 6)
-            ),
-            values,
-        )
-        .await?;
-        sql::exec(
-            txn,
-            "INSERT INTO order_events (order_id, seq, type, actor, reason, at) \
-             VALUES (?, 1, ?, ?, NULL, ?)",
-            vec![
-                id.into(),
-                EventType::Created.as_str().into(),
-                sql::actor(actor).into(),
-                now.into(),
-            ],
-        )
-        .await?;
-
-        // 4. The idempotent response, committed with the order or not at all.
-        if let Some(store) = store {
-            let ok: Result<Order, DomainError> = Ok(order);
-            let (status, body) = (store.render)(&ok);
-            let stored = sql::exec(
-                txn,
-                "UPDATE idempotency_keys SET status = ?, response = ? \
-                 WHERE scope = ? AND idem_key = ? AND claim_id = ? AND status IS NULL",
-                vec![
-                    i32::from(status).into(),
-                    body.clone().into(),
-                    store.scope.into(),
-                    store.key.into(),
-                    store.claim_id.into(),
-                ],
-            )
-            .await?;
-            if stored == 0 {
-                // Our claim was taken over (we ran past the lease): the
-                // other request owns the key now; roll this one back.
-                return Err(DomainError::IdempotencyInProgress);
-            }
-            return Ok(Attempt::Created((ok?, Some((status, body)))));
-        }
-        Ok(Attempt::Created((order, None)))
+        Ok(Attempt::Created((order, Some((status, body)))))
     }
 }
 

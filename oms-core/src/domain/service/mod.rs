@@ -10,6 +10,7 @@
 
 mod create;
 mod idempotent;
+mod insert;
 mod products;
 mod queries;
 mod transition;
