@@ -31,6 +31,13 @@ const SQLITE_CACHE_KIB: &str = "-512";
 /// How long a SQLite writer waits for the lock before `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled connection idle at least this long is pinged before it is
+/// handed out. sqlx pings on every checkout by default: one more round trip
+/// for every statement run outside a transaction and every transaction,
+/// paid under load when connections are never idle and a dead one is least
+/// likely.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A sea-orm connection pool with leases.
 #[derive(Debug)]
 pub struct SeaOrmPool {
@@ -59,6 +66,7 @@ impl SeaOrmPool {
             .min_connections(cfg.min_connections)
             .acquire_timeout(acquire_timeout)
             .connect_timeout(acquire_timeout)
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .sqlx_logging(false);
         let backend = if ctx.url.starts_with("sqlite:") {
             opts.map_sqlx_sqlite_opts(|o| {
