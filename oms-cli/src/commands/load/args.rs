@@ -97,6 +97,11 @@ pub(crate) struct RunArgs {
     /// Orders to seed for get-order.
     #[arg(long, default_value_t = 100)]
     pub(crate) orders: usize,
+    /// Lines per order created (create-order, get-order fixtures,
+    /// order-lifecycle): one unit each of this many consecutive seeded
+    /// products (at most --products).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub(crate) order_items: u16,
     /// Extra request header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub(crate) headers: Vec<String>,

@@ -179,6 +179,8 @@ pub(crate) struct Plan {
     pub(crate) threads: usize,
     pub(crate) products: usize,
     pub(crate) orders: usize,
+    /// Lines per created order.
+    pub(crate) order_items: usize,
     pub(crate) late_after: Duration,
     pub(crate) run_id: String,
     pub(crate) thresholds: Thresholds,
@@ -314,6 +316,7 @@ impl Plan {
             threads,
             products: if needs_products { a.products } else { 0 },
             orders: if needs_orders { a.orders } else { 0 },
+            order_items: usize::from(a.order_items).min(a.products.max(1)),
             late_after: a.late_after,
             run_id: format!("{:08x}", rand::random::<u32>()),
             thresholds,

@@ -134,8 +134,10 @@ pub(crate) async fn seed(
     let orders_uri = base.uri("/v1/orders")?;
     let order_ids = futures::stream::iter(0..plan.orders)
         .map(|n| {
-            let sku = skus.get(n % skus.len().max(1));
-            let req = sku.map(|sku| base.post(&orders_uri, Some(&order_body(&plan.run_id, sku))));
+            let req = (!skus.is_empty()).then(|| {
+                let body = order_body(&plan.run_id, &skus, n % skus.len(), plan.order_items);
+                base.post(&orders_uri, Some(&body))
+            });
             async move {
                 let req = req.context("orders need products: --products must be at least 1")?;
                 let mut conn = None;

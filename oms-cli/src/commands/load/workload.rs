@@ -79,13 +79,19 @@ impl RequestBase {
     }
 }
 
-/// The JSON body of `POST /v1/orders` for one unit of `sku`.
-pub(crate) fn order_body(run_id: &str, sku: &str) -> Bytes {
+/// The JSON body of `POST /v1/orders`: one unit each of `lines` SKUs of
+/// `skus`, starting at index `first` and wrapping around.
+pub(crate) fn order_body(run_id: &str, skus: &[String], first: usize, lines: usize) -> Bytes {
+    let n = skus.len().max(1);
+    let items: Vec<serde_json::Value> = (0..lines.clamp(1, n))
+        .filter_map(|i| skus.get((first + i) % n))
+        .map(|sku| serde_json::json!({"sku": sku, "quantity": 1}))
+        .collect();
     Bytes::from(
         serde_json::json!({
             "customer_id": format!("load-{run_id}"),
             "currency": "USD",
-            "items": [{"sku": sku, "quantity": 1}],
+            "items": items,
         })
         .to_string(),
     )
@@ -113,10 +119,8 @@ impl Workload {
             .iter()
             .map(|sku| base.uri(&format!("/v1/products/{sku}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let order_bodies = fixtures
-            .skus
-            .iter()
-            .map(|sku| order_body(&plan.run_id, sku))
+        let order_bodies = (0..fixtures.skus.len())
+            .map(|i| order_body(&plan.run_id, &fixtures.skus, i, plan.order_items))
             .collect();
         let order_uris = fixtures
             .order_ids
