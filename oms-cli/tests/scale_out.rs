@@ -1,61 +1,15 @@
 //! Several `oms-cli serve` processes on one PostgreSQL database: no
 //! oversell and idempotency across processes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
 use futures::StreamExt;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(url: &str, dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oms-cli"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--database-url",
-            url,
-        ])
-        .env_remove("RUST_LOG")
-        .env(
-            "OMS_AUDIT__SPILL_DIR",
-            dir.join(format!("spill-{}", uuid::Uuid::now_v7().simple())),
-        )
-        .current_dir(dir)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        let line = lines.next().expect("server exited early").expect("read");
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.rsplit("://").next().unwrap_or(rest).trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
+/// An `oms-cli serve` process on `url` (see `support::spawn`).
+fn serve(url: &str, dir: &std::path::Path) -> support::Server {
+    support::spawn(url, dir, &[])
 }
 
 async fn fresh_database() -> Option<(String, String, String)> {

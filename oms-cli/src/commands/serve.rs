@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use salvo::conn::{Acceptor, TcpListener};
-use salvo::{Listener, Server};
+use salvo::Listener;
+use salvo::conn::{Accepted, Acceptor, Holding, TcpListener};
+use salvo::fuse::ArcFusePolicy;
+use tokio::sync::{oneshot, watch};
 
 use crate::args::ConfigArgs;
 
@@ -30,7 +32,12 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
         tracing::info!(address = %holding, workers, "listening");
         eprintln!("listening on {holding}");
     }
-    let server = Server::new(acceptor);
+    let (closing, closing_rx) = watch::channel(false);
+    let (closed_tx, closed) = oneshot::channel();
+    let server = oms_core::http::server(
+        ClosingAcceptor::new(acceptor, closing_rx, closed_tx),
+        &oms.config().server,
+    );
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -38,12 +45,73 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
             grace_ms = grace.as_millis() as u64,
             "shutting down: draining requests"
         );
+        // Close the listening socket first (new connections are refused at
+        // once), then let salvo drain the connections it has.
+        closing.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
         handle.stop_graceful(Some(grace));
     });
     server.serve(oms.service()).await;
     oms.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Closes the listening socket as soon as shutdown begins. salvo keeps its
+/// acceptor until the drain has ended, so without this a client connecting
+/// during the drain lands in the kernel's backlog and waits, unanswered,
+/// for up to `shutdown_grace_ms` before being reset; with it the client is
+/// refused at once and can go to another instance.
+struct ClosingAcceptor<A> {
+    inner: Option<A>,
+    holdings: Vec<Holding>,
+    closing: watch::Receiver<bool>,
+    closed: Option<oneshot::Sender<()>>,
+}
+
+impl<A: Acceptor> ClosingAcceptor<A> {
+    fn new(inner: A, closing: watch::Receiver<bool>, closed: oneshot::Sender<()>) -> Self {
+        Self {
+            holdings: inner.holdings().to_vec(),
+            inner: Some(inner),
+            closing,
+            closed: Some(closed),
+        }
+    }
+}
+
+impl<A: Acceptor> Acceptor for ClosingAcceptor<A> {
+    type Coupler = A::Coupler;
+    type Stream = A::Stream;
+
+    fn holdings(&self) -> &[Holding] {
+        &self.holdings
+    }
+
+    async fn accept(
+        &mut self,
+        fuse_policy: Option<ArcFusePolicy>,
+    ) -> std::io::Result<Accepted<Self::Coupler, Self::Stream>> {
+        if let Some(inner) = self.inner.as_mut() {
+            let closing = async {
+                // A dropped sender means no shutdown signal will come.
+                if self.closing.wait_for(|closing| *closing).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                biased;
+                () = closing => {}
+                accepted = inner.accept(fuse_policy) => return accepted,
+            }
+            self.inner = None;
+            tracing::info!("listener closed: new connections are refused");
+            if let Some(closed) = self.closed.take() {
+                let _ = closed.send(());
+            }
+        }
+        std::future::pending().await
+    }
 }
 
 async fn shutdown_signal() {
