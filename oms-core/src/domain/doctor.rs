@@ -62,7 +62,8 @@ pub enum Check {
     EventSequence,
     /// Per order: event 1 exists and is `created`.
     FirstEventCreated,
-    /// Per event: it may follow the previous one in the status machine.
+    /// Per event: the status machine allows it after the order's previous
+    /// event (the one with the next lower `seq`, gaps or not).
     EventTransitions,
     /// Per order: the last event leads to the order's status.
     LastEventMatchesStatus,
@@ -494,7 +495,8 @@ fn query(check: Check) -> Query {
                 format!(
                     "SELECT b.order_id, CAST(b.seq AS BIGINT) AS seq, a.type AS prev, \
                      b.type AS next FROM order_events a JOIN order_events b \
-                     ON b.order_id = a.order_id AND b.seq = a.seq + 1 \
+                     ON b.order_id = a.order_id AND b.seq = (SELECT MIN(c.seq) \
+                     FROM order_events c WHERE c.order_id = a.order_id AND c.seq > a.seq) \
                      WHERE NOT ({allowed}) ORDER BY b.order_id, b.seq"
                 ),
                 values,
