@@ -1,7 +1,8 @@
 //! PostgreSQL restarted in the middle of mixed order traffic: requests fail
 //! fast with 503 `database_unavailable`, `/health` degrades, the server
 //! recovers by itself, no acknowledged order is lost or half-written, and
-//! the audit pipeline spills and replays so that no event is lost.
+//! the audit pipeline spills and replays so that no event is lost, also
+//! across a SIGTERM while the database is down.
 //!
 //! It stops the machine's PostgreSQL cluster (`pg_ctlcluster`), so it is
 //! the only test of this binary; a guard starts the cluster again however
@@ -20,6 +21,8 @@ const ACQUIRE_TIMEOUT_MS: u64 = 1_000;
 /// Slack over a timeout before a wait counts as a hang (a loaded 2-core CI
 /// machine, a debug build): about hangs, not speed.
 const HANG_MARGIN: Duration = Duration::from_secs(5);
+/// The server's `server.shutdown_grace_ms` (the default).
+const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
 /// The local cluster, driven with `pg_ctlcluster`.
 struct Cluster {
@@ -117,9 +120,11 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_nothing() {
     };
     let spill = support::path_str(db.dir.path().join("spill"));
     let acquire = ACQUIRE_TIMEOUT_MS.to_string();
+    let grace = SHUTDOWN_GRACE_MS.to_string();
     let env = [
         ("OMS_AUDIT__SPILL_DIR", spill.as_str()),
         ("OMS_DATABASE__ACQUIRE_TIMEOUT_MS", acquire.as_str()),
+        ("OMS_SERVER__SHUTDOWN_GRACE_MS", grace.as_str()),
     ];
     let mut server = support::spawn(&db.url, db.dir.path(), &env);
     let skus: Vec<String> = (0..4).map(|i| format!("PGR-{i}")).collect();
@@ -262,14 +267,59 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_nothing() {
     );
     assert!(missing.is_empty(), "audit events lost: {missing:?}");
 
-    // A clean shutdown after the restart.
+    // SIGTERM while PostgreSQL is down: the server still exits 0 within
+    // its grace period, spilling the audit events it cannot write; the next
+    // process replays them once the database is back.
+    let guard = StartOnDrop(&cluster);
+    cluster.run("stop").await;
+    let mut spilled_ids = Vec::new();
+    for i in 0..10 {
+        let request_id = format!("pgr2-{i}");
+        let res = http
+            .post(server.url("/v1/orders"))
+            .header("x-request-id", &request_id)
+            .json(
+                &serde_json::json!({"customer_id": "down", "currency": "EUR",
+                "items": [{"sku": "PGR-0", "quantity": 1}]}),
+            )
+            .send()
+            .await
+            .expect("answered while PostgreSQL is down");
+        assert_eq!(res.status(), 503, "order while PostgreSQL is down");
+        spilled_ids.push(request_id);
+    }
     server.sigterm();
+    let signalled = Instant::now();
     let status = server.wait_exit(Duration::from_secs(30));
+    let exited_after = signalled.elapsed();
+    eprintln!("SIGTERM with PostgreSQL down: {status:?} after {exited_after:?}");
     assert!(
         status.is_some_and(|s| s.success()),
-        "exit after SIGTERM: {status:?}\n{}",
+        "exit after SIGTERM with PostgreSQL down: {status:?}\n{}",
         server.log()
     );
+    assert!(
+        exited_after < Duration::from_millis(SHUTDOWN_GRACE_MS),
+        "shutdown with PostgreSQL down took {exited_after:?}, over shutdown_grace_ms:\n{}",
+        server.log()
+    );
+    cluster.run("start").await;
+    drop(guard);
+    let server = support::spawn(&db.url, db.dir.path(), &env);
+    let conn = db.connect().await;
+    let replayed = support::wait_audit(&conn, "pgr2-", 10, Duration::from_secs(30)).await;
+    let ids = support::audit_ids(&conn, "pgr2-").await;
+    conn.close().await.ok();
+    eprintln!(
+        "audit events spilled at shutdown and replayed by the next process: {replayed} of 10"
+    );
+    let missing: Vec<_> = spilled_ids.iter().filter(|id| !ids.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "audit events lost over a shutdown with PostgreSQL down: {missing:?}\n{}",
+        server.log()
+    );
+    drop(server);
     support::assert_consistent(&db, "PostgreSQL restart under load").await;
     db.drop_db().await;
 }
