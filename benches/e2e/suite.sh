@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The end-to-end table of BENCHMARKS.md, made with `oms-cli load` against
+# the release server with the shipped oms.toml.
+#
+#   benches/e2e/suite.sh [sqlite|postgres]...      (default: both)
+#
+# For each backend: `--scenario mixed` (get-product=70, create-order=20,
+# get-order=10) at 100, 1,000 and 5,000 concurrent users; the audit sink
+# `database` (shipped) vs `null`, and `server.workers` 1 vs 2, at 100 users;
+# the statements each route runs (`X-DB-Queries`); the server's peak RSS
+# (VmHWM). Each figure is the median of ROUNDS runs (default 3), variants
+# alternating inside a round so they share the machine's noise.
+#
+# Knobs: ROUNDS, DURATION (default 10s), WARMUP (2s), PORT (18281),
+# OMS_BIN (target/release/oms-cli), OMS_ADMIN_URL (PostgreSQL admin URL,
+# default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
+# Needs a release build: cargo build --release -p oms-cli.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bin=${OMS_BIN:-target/release/oms-cli}
+port=${PORT:-18281}
+rounds=${ROUNDS:-3}
+duration=${DURATION:-10s}
+warmup=${WARMUP:-2s}
+admin=${OMS_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+backends=("$@")
+[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d)
+server_pid=
+databases=()
+cleanup() {
+  [ -z "$server_pid" ] || { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+  for db in "${databases[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A fresh database URL for BACKEND.
+fresh_db() {
+  if [ "$1" = sqlite ]; then
+    echo "sqlite://$work/oms-$RANDOM$RANDOM.db?mode=rwc"
+  else
+    local name="oms_e2e_$RANDOM$RANDOM"
+    psql -q "$admin" -c "CREATE DATABASE $name" >/dev/null
+    databases+=("$name")
+    echo "${admin%/*}/$name?sslmode=disable"
+  fi
+}
+
+# start URL WORKERS [ENV...]: the server, in the background, until stop.
+start() {
+  local url=$1 workers=$2; shift 2
+  env "$@" OMS_AUDIT__SPILL_DIR="$work/spill" "$bin" serve --config oms.toml --bind "127.0.0.1:$port" \
+    --workers "$workers" --log-level warn --database-url "$url" >/dev/null 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+# stop: SIGTERM and wait; prints the server's peak RSS in MB.
+stop() {
+  local hwm
+  hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$server_pid/status")
+  kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
+  echo "$hwm"
+}
+
+# load USERS OUT: the mixed scenario; results JSON in OUT.
+load() {
+  "$bin" load --target "http://127.0.0.1:$port" --scenario mixed --users "$1" \
+    --duration "$duration" --warmup "$warmup" --products 100 --orders 100 --quiet --out "$2" >/dev/null
+}
+
+# field FILE: "rps mean_ms p99_ms error_rate" from a results file.
+fields() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t, l = r["totals"], r["latency"]
+print(f'{t["rps"]:.0f} {l["mean_us"]/1e3:.2f} {l["p99_us"]/1e3:.2f} {t["error_rate"]:.4f}')
+PY
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+col() { local n=$1; shift; for f in "$@"; do echo "$f" | cut -d' ' -f"$n"; done; }
+
+# queries ROUTE-LABEL METHOD PATH [BODY]: X-DB-Queries of one request.
+queries() {
+  local args=(-s -o /dev/null -D - -X "$2" "http://127.0.0.1:$port$3")
+  [ -z "${4:-}" ] || args+=(-H 'content-type: application/json' -d "$4")
+  printf '| %s | %s |\n' "$1" "$(curl "${args[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-db-queries" {print $2}')"
+}
+
+for backend in "${backends[@]}"; do
+  echo "## $backend ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start)"
+  echo
+  declare -A res=()
+  declare -A rss=()
+  for r in $(seq 1 "$rounds"); do
+    for users in 100 1000 5000; do
+      start "$(fresh_db "$backend")" 2
+      load "$users" "$work/u$users.json"
+      rss[u$users]+="$(stop) "
+      res[u$users]+="$(fields "$work/u$users.json" | tr ' ' ,) "
+    done
+    for variant in null w1; do
+      if [ $variant = null ]; then start "$(fresh_db "$backend")" 2 OMS_AUDIT__SINK=null
+      else start "$(fresh_db "$backend")" 1; fi
+      load 100 "$work/$variant.json"
+      rss[$variant]+="$(stop) "
+      res[$variant]+="$(fields "$work/$variant.json" | tr ' ' ,) "
+    done
+  done
+  summary() { # KEY -> "rps mean p99 errors rss" medians
+    local runs=(${res[$1]//,/ }) rs=(${rss[$1]})
+    local n=${#rs[@]} rps=() mean=() p99=() err=() i
+    for ((i = 0; i < n; i++)); do
+      rps+=("${runs[4*i]}"); mean+=("${runs[4*i+1]}"); p99+=("${runs[4*i+2]}"); err+=("${runs[4*i+3]}")
+    done
+    echo "$(median "${rps[@]}") $(median "${mean[@]}") $(median "${p99[@]}") $(median "${err[@]}") $(median "${rs[@]}")"
+  }
+  echo "| users | req/s | mean | p99 | error rate | peak RSS |"
+  echo "|---|---|---|---|---|---|"
+  for users in 100 1000 5000; do
+    read -r a b c d e < <(summary "u$users")
+    echo "| $users | $a | $b ms | $c ms | $d | $e MB |"
+  done
+  echo
+  read -r base _ _ _ _ < <(summary u100)
+  read -r nul _ _ _ _ < <(summary null)
+  read -r one _ _ _ _ < <(summary w1)
+  echo "| 100 users | req/s | ratio |"
+  echo "|---|---|---|"
+  echo "| audit \`null\` | $nul | 1.00 |"
+  echo "| audit \`database\` (shipped) | $base | $(awk -v a="$nul" -v b="$base" 'BEGIN {printf "%.2f", b/a}') |"
+  echo "| \`server.workers = 1\` | $one | 1.00 |"
+  echo "| \`server.workers = 2\` | $base | $(awk -v a="$one" -v b="$base" 'BEGIN {printf "%.2f", b/a}') |"
+  echo
+  echo "Statements per request (\`X-DB-Queries\`), cache on as shipped:"
+  echo
+  echo "| route | statements |"
+  echo "|---|---|"
+  start "$(fresh_db "$backend")" 2
+  queries 'POST /v1/products' POST /v1/products \
+    '{"sku":"Q-1","name":"Q","price_minor":100,"currency":"EUR","available":100}'
+  curl -fs -X POST "http://127.0.0.1:$port/v1/products" -H 'content-type: application/json' \
+    -d '{"sku":"Q-2","name":"Q","price_minor":100,"currency":"EUR","available":100}' >/dev/null
+  queries 'GET /v1/products/{sku} (miss)' GET /v1/products/Q-1
+  queries 'GET /v1/products/{sku} (hit)' GET /v1/products/Q-1
+  queries 'GET /v1/products' GET '/v1/products?limit=50'
+  order=$(curl -fs -X POST "http://127.0.0.1:$port/v1/orders" -H 'content-type: application/json' \
+    -d '{"customer_id":"c-0","currency":"EUR","items":[{"sku":"Q-1","quantity":1},{"sku":"Q-2","quantity":1}]}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  queries 'POST /v1/orders (2 items)' POST /v1/orders \
+    '{"customer_id":"c-1","currency":"EUR","items":[{"sku":"Q-1","quantity":1},{"sku":"Q-2","quantity":1}]}'
+  queries 'GET /v1/orders/{id} (miss)' GET "/v1/orders/$order"
+  queries 'GET /v1/orders/{id} (hit)' GET "/v1/orders/$order"
+  queries 'GET /v1/orders' GET '/v1/orders?limit=50'
+  queries 'POST /v1/orders/{id}/confirm' POST "/v1/orders/$order/confirm"
+  queries 'GET /health' GET /health
+  stop >/dev/null
+  echo
+  unset res rss
+done
