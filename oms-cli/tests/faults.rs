@@ -6,7 +6,10 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use support::load::{self, Load};
 use support::{Backend, FreshDb};
@@ -182,6 +185,84 @@ async fn sigkill_mid_traffic(backend: Backend) {
         "{backend:?}: acknowledged orders after SIGKILL:\n{}",
         problems.join("\n")
     );
+    // Retrying a creation with its Idempotency-Key never makes a second
+    // order: an acknowledged one replays its order; one whose answer the
+    // kill swallowed replays the order it made, or, if it made none, is
+    // still claimed by the dead process (409 idempotency_in_progress until
+    // the claim's lease ends). Every order in the database is one a client
+    // can learn about.
+    let http = load::client();
+    let mut known: HashSet<String> = outcome.acked.keys().cloned().collect();
+    let (mut replayed, mut lost_answer_replayed, mut lost_answer_fresh, mut in_progress) =
+        (0, 0, 0, 0);
+    for create in &outcome.creates {
+        let res = http
+            .post(server.url("/v1/orders"))
+            .header("idempotency-key", &create.key)
+            .json(&create.body)
+            .send()
+            .await
+            .expect("retry a creation");
+        let status = res.status().as_u16();
+        let replay = res
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let what = format!("{backend:?}: retry of {create:?} -> {status} {body}");
+        match (&create.id, create.status) {
+            (Some(id), _) => {
+                assert!(
+                    status == 201 && replay && body["id"] == id.as_str(),
+                    "{what}"
+                );
+                replayed += 1;
+            }
+            (None, None) => {
+                // Fresh (the request never reached the server, or died
+                // before its claim) or replayed; a duplicate would show in
+                // the count below.
+                if status == 201 {
+                    if replay {
+                        lost_answer_replayed += 1;
+                    } else {
+                        lost_answer_fresh += 1;
+                    }
+                    known.insert(body["id"].as_str().expect("order id").to_owned());
+                } else {
+                    assert!(
+                        status == 409 && body["code"] == "idempotency_in_progress",
+                        "{what}"
+                    );
+                    in_progress += 1;
+                }
+            }
+            (None, Some(_)) => {
+                if status == 201 {
+                    known.insert(body["id"].as_str().expect("order id").to_owned());
+                }
+            }
+        }
+    }
+    let conn = db.connect().await;
+    let orders = support::count(
+        &conn,
+        "SELECT COUNT(*) FROM orders WHERE customer_id LIKE 'kill-%'",
+    )
+    .await;
+    conn.close().await.ok();
+    eprintln!(
+        "{backend:?}: idempotent retries: {replayed} acknowledged replayed, {lost_answer_replayed} \
+         unanswered replayed, {lost_answer_fresh} unanswered made now, {in_progress} still claimed by the dead process; \
+         {orders} orders in the database, {} known to clients",
+        known.len()
+    );
+    assert_eq!(
+        orders,
+        known.len() as i64,
+        "{backend:?}: orders in the database that no client can learn about"
+    );
+
     // The restarted server takes orders again.
     let again = Load::start(&server.base, &skus, 2, "kill-after");
     tokio::time::sleep(Duration::from_millis(500)).await;

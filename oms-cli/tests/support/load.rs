@@ -41,12 +41,25 @@ pub struct Acked {
     pub items: usize,
 }
 
+/// An order creation, sent with `Idempotency-Key` = its request id.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub key: String,
+    pub body: Value,
+    /// The order id, when the creation was acknowledged.
+    pub id: Option<String>,
+    /// The HTTP status, `None` when no answer came (the fault hit).
+    pub status: Option<u16>,
+}
+
 /// What the load saw.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub records: Vec<Record>,
     /// Acknowledged orders by id.
     pub acked: HashMap<String, Acked>,
+    /// Every order creation sent.
+    pub creates: Vec<Create>,
 }
 
 impl Outcome {
@@ -152,6 +165,7 @@ impl Load {
             let out = task.await.expect("load client");
             all.records.extend(out.records);
             all.acked.extend(out.acked);
+            all.creates.extend(out.creates);
         }
         all.records.sort_by_key(|r| r.sent);
         all
@@ -186,11 +200,19 @@ impl Client {
                 .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
                 .collect();
             let body = json!({"customer_id": self.prefix, "currency": "EUR", "items": items});
-            let (status, answer) = self.call("POST /v1/orders", "/v1/orders", Some(body)).await;
+            let (status, answer) = self
+                .call("POST /v1/orders", "/v1/orders", Some(body.clone()))
+                .await;
+            let created = answer.get("id").and_then(Value::as_str).map(str::to_owned);
+            self.out.creates.push(Create {
+                key: format!("{}-{}", self.prefix, self.n),
+                body,
+                id: created.clone().filter(|_| status == Some(201)),
+                status,
+            });
             if status == Some(201)
-                && let Some(id) = answer.get("id").and_then(Value::as_str)
+                && let Some(id) = created
             {
-                let id = id.to_owned();
                 self.out.acked.insert(
                     id.clone(),
                     Acked {
@@ -261,6 +283,13 @@ impl Client {
         };
         let sent = self.t0.elapsed();
         let started = Instant::now();
+        // Order creations carry their request id as Idempotency-Key, so a
+        // client can retry one whose answer it never got.
+        let req = if what == "POST /v1/orders" {
+            req.header("idempotency-key", &request_id)
+        } else {
+            req
+        };
         let result = async {
             let res = req.header("x-request-id", &request_id).send().await?;
             let status = res.status().as_u16();
