@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use oms::core::Oms;
 use oms::core::config::Config;
+use salvo::Listener;
 use salvo::conn::{Acceptor, TcpListener};
 use salvo::server::ServerHandle;
-use salvo::{Listener, Server};
 use sea_orm::ConnectionTrait;
 
 /// Which database a test runs on.
@@ -144,7 +144,7 @@ impl TestServer {
             .first()
             .and_then(|h| h.local_addr.clone().into_std())
             .expect("bound address");
-        let server = Server::new(acceptor);
+        let server = oms::core::http::server(acceptor, &oms.config().server);
         let handle = server.handle();
         let service = match extra {
             Some(extra) => oms.service_with(extra),

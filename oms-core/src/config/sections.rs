@@ -51,6 +51,22 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// Longest a client may take to send a request head (slowloris
+    /// guard); the connection is closed after it. Default 10000.
+    pub header_read_timeout_ms: u64,
+    /// Longest gap between two pieces of a request body before the body
+    /// read fails (slow-body guard). Default 10000.
+    pub body_read_timeout_ms: u64,
+    /// A connection that reads and writes nothing for this long is closed
+    /// (idle keep-alive and flood guard); at least `request_timeout_ms`.
+    /// Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes. Default 16384.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes; larger
+    /// ones are refused with 431. At least 8192. Default 65536.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +79,11 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 4_096,
             shutdown_grace_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 16_384,
+            max_header_bytes: 65_536,
         }
     }
 }

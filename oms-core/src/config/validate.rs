@@ -47,6 +47,19 @@ impl Config {
             1,
         );
         v.at_least("server.shutdown_grace_ms", s.shutdown_grace_ms, 1);
+        v.at_least("server.header_read_timeout_ms", s.header_read_timeout_ms, 1);
+        v.at_least("server.body_read_timeout_ms", s.body_read_timeout_ms, 1);
+        v.check(
+            s.idle_timeout_ms >= s.request_timeout_ms,
+            "server.idle_timeout_ms",
+            s.idle_timeout_ms,
+            format!(
+                "must be >= server.request_timeout_ms ({}): a slow request would lose its connection",
+                s.request_timeout_ms
+            ),
+        );
+        v.at_least("server.max_connections", s.max_connections as u64, 1);
+        v.at_least("server.max_header_bytes", s.max_header_bytes as u64, 8192);
 
         let d = &self.database;
         v.at_least("database.max_connections", u64::from(d.max_connections), 1);

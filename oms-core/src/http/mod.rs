@@ -17,7 +17,7 @@ mod rate_limit;
 mod request;
 mod telemetry;
 
-pub use limits::Limits;
+pub use limits::{Limits, server};
 pub use problem::ApiError;
 pub use telemetry::{RequestId, Telemetry};
 
