@@ -1,68 +1,68 @@
-//! Several `oms-cli serve` processes on one PostgreSQL database: no
-//! oversell and idempotency across processes.
+//! Several `oms-cli serve` processes on one PostgreSQL database, clients
+//! going round-robin over them: no oversell, idempotency across
+//! processes, `oms-cli load` driving all of them, and `oms-cli doctor`
+//! finding the database consistent after.
 
 mod support;
 
 use futures::StreamExt;
-use sea_orm::ConnectionTrait;
-use serde_json::json;
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde_json::{Value, json};
+use support::FreshDb;
 
-/// An `oms-cli serve` process on `url` (see `support::spawn`).
-fn serve(url: &str, dir: &std::path::Path) -> support::Server {
-    support::spawn(url, dir, &[])
-}
-
-async fn fresh_database() -> Option<(String, String, String)> {
-    let Ok(admin) = std::env::var("OMS_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED (PostgreSQL): scale-out tests: OMS_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let name = format!("oms_t_{}", uuid::Uuid::now_v7().simple());
-    let conn = sea_orm::Database::connect(&admin).await.expect("connect");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+/// `GET /debug/performance` `requests.total` of one process (auth is off
+/// on loopback, so the admin route answers).
+async fn requests_served(http: &reqwest::Client, base: &str) -> u64 {
+    let perf: Value = http
+        .get(format!("{base}/debug/performance"))
+        .send()
         .await
-        .expect("create");
-    conn.close().await.ok();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_owned();
-    Some((format!("{base}/{name}"), admin, name))
+        .expect("performance")
+        .json()
+        .await
+        .expect("performance json");
+    perf["requests"]["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no requests.total in {perf}"))
 }
 
-async fn drop_database(admin: &str, name: &str) {
-    if let Ok(conn) = sea_orm::Database::connect(admin).await {
-        let _ = conn
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-        conn.close().await.ok();
-    }
+async fn scalar(conn: &sea_orm::DatabaseConnection, sql: &str) -> (i64, i64) {
+    let row = conn
+        .query_one_raw(Statement::from_string(DatabaseBackend::Postgres, sql))
+        .await
+        .expect("query")
+        .expect("row");
+    (
+        row.try_get_by_index(0).expect("first column"),
+        row.try_get_by_index(1).expect("second column"),
+    )
 }
 
-#[tokio::test]
-async fn two_processes_never_oversell_and_share_idempotency() {
-    let Some((url, admin, name)) = fresh_database().await else {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_never_oversell_share_idempotency_and_share_the_load() {
+    let Some(db) = FreshDb::postgres("scale-out").await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let a = serve(&url, dir.path());
-    let b = serve(&url, dir.path());
+    let servers: Vec<support::Server> = (0..3)
+        .map(|_| support::spawn(&db.url, db.dir.path(), &[]))
+        .collect();
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let http = reqwest::Client::new();
 
     let res = http
-        .post(format!("{}/v1/products", a.base))
+        .post(format!("{}/v1/products", bases[0]))
         .json(&json!({"sku": "SCALE-1", "name": "Limited", "price_minor": 500, "currency": "EUR", "available": 40}))
         .send()
         .await
         .expect("seed");
     assert_eq!(res.status(), 201);
 
-    // 150 orders of quantity 1 from 64 concurrent clients, alternating servers.
-    let servers = [a.base.clone(), b.base.clone()];
+    // 150 orders of quantity 1 from 64 concurrent clients, round-robin
+    // over the three processes: exactly the 40 in stock are sold.
     let body = json!({"customer_id": "scale", "currency": "EUR", "items": [{"sku": "SCALE-1", "quantity": 1}]});
     let results: Vec<_> = futures::stream::iter((0..150).map(|i| {
         let http = http.clone();
-        let url = format!("{}/v1/orders", servers[i % 2]);
+        let url = format!("{}/v1/orders", bases[i % bases.len()]);
         let body = body.clone();
         async move {
             http.post(url)
@@ -78,31 +78,20 @@ async fn two_processes_never_oversell_and_share_idempotency() {
     let created = results.iter().filter(|r| matches!(r, Ok(201))).count();
     let refused = results.iter().filter(|r| matches!(r, Ok(409))).count();
     assert_eq!((created, refused), (40, 110), "{results:?}");
-    let conn = sea_orm::Database::connect(&url).await.expect("connect");
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT available, reserved FROM products WHERE sku = 'SCALE-1'",
-        ))
-        .await
-        .expect("query")
-        .expect("row");
-    let (available, reserved): (i64, i64) = (
-        row.try_get("", "available").expect("a"),
-        row.try_get("", "reserved").expect("r"),
-    );
-    assert_eq!((available, reserved), (0, 40));
+    let conn = db.connect().await;
+    let stock = "SELECT available, reserved FROM products WHERE sku = 'SCALE-1'";
+    assert_eq!(scalar(&conn, stock).await, (0, 40));
 
-    // One Idempotency-Key sent to both processes at once creates one order.
-    http.post(format!("{}/v1/products/SCALE-1/stock", a.base))
+    // One Idempotency-Key sent to every process at once creates one order.
+    http.post(format!("{}/v1/products/SCALE-1/stock", bases[1]))
         .json(&json!({"delta": 10}))
         .send()
         .await
         .expect("restock");
     let body = json!({"customer_id": "idem", "currency": "EUR", "items": [{"sku": "SCALE-1", "quantity": 1}]});
-    let results = futures::future::join_all((0..16).map(|i| {
+    let results = futures::future::join_all((0..18).map(|i| {
         let http = http.clone();
-        let url = format!("{}/v1/orders", servers[i % 2]);
+        let url = format!("{}/v1/orders", bases[i % bases.len()]);
         let body = body.clone();
         async move {
             let res = http
@@ -120,23 +109,17 @@ async fn two_processes_never_oversell_and_share_idempotency() {
         results.iter().all(|s| *s == 201 || *s == 409),
         "{results:?}"
     );
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT COUNT(*) AS n FROM orders WHERE customer_id = 'idem'",
-        ))
-        .await
-        .expect("query")
-        .expect("row");
+    let idem = "SELECT COUNT(*), COUNT(*) FROM orders WHERE customer_id = 'idem'";
     assert_eq!(
-        row.try_get::<i64>("", "n").expect("n"),
+        scalar(&conn, idem).await.0,
         1,
         "one order for one key across processes"
     );
-    // A later retry on either process replays the stored response.
-    for server in &servers {
+    // A later retry on any process replays the stored response; the same
+    // key with another body is refused by every process.
+    for base in &bases {
         let res = http
-            .post(format!("{server}/v1/orders"))
+            .post(format!("{base}/v1/orders"))
             .header("idempotency-key", "cross-process-1")
             .json(&body)
             .send()
@@ -144,8 +127,77 @@ async fn two_processes_never_oversell_and_share_idempotency() {
             .expect("replay");
         assert_eq!(res.status(), 201);
         assert_eq!(res.headers()["idempotent-replayed"], "true");
+        let res = http
+            .post(format!("{base}/v1/orders"))
+            .header("idempotency-key", "cross-process-1")
+            .json(&json!({"customer_id": "idem", "currency": "EUR", "items": [{"sku": "SCALE-1", "quantity": 2}]}))
+            .send()
+            .await
+            .expect("reuse");
+        assert_eq!(res.status(), 422, "key reused with another body");
     }
+    assert_eq!(scalar(&conn, stock).await, (9, 41));
+
+    // `oms-cli load` drives all three: create, confirm, ship on a few
+    // shared products, users spread round-robin over the targets.
+    let before = futures::future::join_all(bases.iter().map(|b| requests_served(&http, b))).await;
+    let out_file = db.dir.path().join("load.json");
+    let mut load = support::oms_cli();
+    load.args(["load", "--quiet", "--timeout", "10s"]);
+    for base in &bases {
+        load.args(["--target", base]);
+    }
+    let out = load
+        .args([
+            "--scenario",
+            "order-lifecycle",
+            "--users",
+            "6",
+            "--requests",
+            "600",
+            "--products",
+            "3",
+            "--out",
+        ])
+        .arg(&out_file)
+        .output()
+        .expect("run oms-cli load");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "oms-cli load: {}\n{shown}",
+        out.status
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("load results"))
+            .expect("load results json");
+    assert_eq!(
+        results["config"]["target"],
+        bases.join(" "),
+        "the run records every target"
+    );
+    assert_eq!(results["totals"]["requests"], 600, "{}", results["totals"]);
+    assert_eq!(
+        results["totals"]["errors"],
+        0,
+        "{} {} {}",
+        results["totals"],
+        results["statuses"],
+        results["error_codes"]
+    );
+    let after = futures::future::join_all(bases.iter().map(|b| requests_served(&http, b))).await;
+    let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("requests served per process during the load: {served:?}");
+    // Each process served its two users: a real share of the 600, not
+    // just the preflight (the fixtures went to the first).
+    assert!(served.iter().all(|n| *n >= 30), "{served:?}");
+
+    drop(servers);
+    db.assert_doctor_clean("three processes under oms-cli load");
     conn.close().await.ok();
-    drop((a, b));
-    drop_database(&admin, &name).await;
+    db.drop_db().await;
 }

@@ -43,9 +43,12 @@ pub(crate) enum LoadCommand {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RunArgs {
     /// Base URL of the server (plain HTTP), e.g. http://127.0.0.1:8000; a
-    /// path is kept as a prefix (http://host:8000/oms).
+    /// path is kept as a prefix (http://host:8000/oms). Repeat it for
+    /// several servers on one database: users (or open-loop connections)
+    /// are spread round-robin over them, fixtures are seeded through the
+    /// first, and every target must have the same prefix.
     #[arg(long, required = true)]
-    pub(crate) target: Option<String>,
+    pub(crate) target: Vec<String>,
     /// Bearer token sent as `Authorization: Bearer <token>` on every request
     /// (seeding fixtures needs the `write` role).
     #[arg(long, env = "OMS_LOAD_TOKEN", hide_env_values = true)]

@@ -167,7 +167,10 @@ pub(crate) enum Stop {
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
+    /// The first target: seeds the fixtures, gives the `Host` header.
     pub(crate) target: Target,
+    /// Every target, the first included; worker `i` uses `targets[i % n]`.
+    pub(crate) targets: Vec<Target>,
     pub(crate) token: Option<String>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) scenario: Scenario,
@@ -193,10 +196,24 @@ pub(crate) struct Plan {
 impl Plan {
     /// Validates the flags.
     pub(crate) fn from_args(a: &RunArgs) -> anyhow::Result<Self> {
-        let Some(target) = a.target.as_deref() else {
+        let targets = a
+            .target
+            .iter()
+            .map(|t| Target::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let Some(target) = targets.first().cloned() else {
             bail!("--target is required, e.g. --target http://127.0.0.1:8000");
         };
-        let target = Target::parse(target).map_err(anyhow::Error::msg)?;
+        if let Some(other) = targets.iter().find(|t| t.prefix != target.prefix) {
+            bail!(
+                "every --target must have the same path prefix: {} has {:?}, {} has {:?}",
+                target.url,
+                target.prefix,
+                other.url,
+                other.prefix
+            );
+        }
         let (scenario, mix) = match (a.scenario, a.mix.clone()) {
             (None, None) => (Scenario::Health, None),
             (None | Some(Scenario::Mixed), Some(mix)) => (Scenario::Mixed, Some(mix)),
@@ -305,6 +322,7 @@ impl Plan {
         }
         Ok(Self {
             target,
+            targets,
             token: a.token.as_deref().map(|t| t.trim().to_owned()),
             headers,
             scenario,
@@ -338,7 +356,12 @@ impl Plan {
             Stop::Requests(n) => (None, Some(n)),
         };
         ConfigInfo {
-            target: self.target.url.clone(),
+            target: self
+                .targets
+                .iter()
+                .map(|t| t.url.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             scenario: self.scenario.name().to_owned(),
             mix: self.mix.as_ref().map(ToString::to_string),
             mode: mode.to_owned(),
@@ -420,5 +443,44 @@ mod tests {
             let err = Target::parse(bad).expect_err(bad);
             assert!(err.contains(want), "{bad}: {err}");
         }
+    }
+
+    fn plan(argv: &[&str]) -> anyhow::Result<Plan> {
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from(argv).expect("parse");
+        let crate::args::Command::Load(load) = cli.command else {
+            panic!("not a load command");
+        };
+        Plan::from_args(&load.run)
+    }
+
+    #[test]
+    fn several_targets() {
+        let p = plan(&[
+            "oms-cli",
+            "load",
+            "--target",
+            "http://127.0.0.1:1/oms",
+            "--target",
+            "http://127.0.0.1:2/oms/",
+        ])
+        .expect("plan");
+        assert_eq!(p.target.url, "http://127.0.0.1:1/oms");
+        let urls: Vec<_> = p.targets.iter().map(|t| t.url.as_str()).collect();
+        assert_eq!(urls, ["http://127.0.0.1:1/oms", "http://127.0.0.1:2/oms"]);
+        assert_eq!(
+            p.info().target,
+            "http://127.0.0.1:1/oms http://127.0.0.1:2/oms"
+        );
+        let err = plan(&[
+            "oms-cli",
+            "load",
+            "--target",
+            "http://127.0.0.1:1/oms",
+            "--target",
+            "http://127.0.0.1:2",
+        ])
+        .expect_err("prefixes differ");
+        assert!(err.to_string().contains("same path prefix"), "{err}");
     }
 }

@@ -45,7 +45,8 @@ struct Clock {
 }
 
 struct Shared {
-    addr: std::net::SocketAddr,
+    /// One address per `--target`; worker `i` uses `addrs[i % n]`.
+    addrs: Vec<std::net::SocketAddr>,
     workload: Workload,
     mode: Mode,
     stop: Stop,
@@ -61,11 +62,23 @@ struct Shared {
     live: Arc<Live>,
 }
 
+impl Shared {
+    /// The server worker `id` talks to: the targets in turn.
+    fn addr(&self, id: usize) -> std::net::SocketAddr {
+        self.addrs[id % self.addrs.len()]
+    }
+}
+
 /// Resolves, checks, seeds, runs and measures.
 pub(crate) async fn execute(plan: &Plan) -> anyhow::Result<Results> {
-    let addr = plan.target.resolve().await?;
     let base = RequestBase::new(plan)?;
-    fixtures::preflight(&base, addr, &plan.target.url, plan.timeout).await?;
+    let mut addrs = Vec::with_capacity(plan.targets.len());
+    for target in &plan.targets {
+        let addr = target.resolve().await?;
+        fixtures::preflight(&base, addr, &target.url, plan.timeout).await?;
+        addrs.push(addr);
+    }
+    let addr = *addrs.first().context("no --target")?;
     let fixtures = if plan.products > 0 {
         if plan.progress {
             eprintln!(
@@ -96,7 +109,7 @@ pub(crate) async fn execute(plan: &Plan) -> anyhow::Result<Results> {
         (Mode::Closed { .. }, Stop::Requests(_)) => (None, None),
     };
     let shared = Arc::new(Shared {
-        addr,
+        addrs,
         workload,
         mode: plan.mode,
         stop: plan.stop,
@@ -118,7 +131,7 @@ pub(crate) async fn execute(plan: &Plan) -> anyhow::Result<Results> {
         let barrier = Arc::clone(&barrier);
         let clock_rx = clock_rx.clone();
         handles.push(tokio::spawn(async move {
-            let slot = Conn::open(shared.addr).await.ok();
+            let slot = Conn::open(shared.addr(id)).await.ok();
             barrier.wait().await;
             let clock = wait_for_clock(clock_rx).await;
             match (clock, shared.mode) {
@@ -333,7 +346,7 @@ async fn closed_user(
         let sent = Instant::now();
         let result = call(
             &mut slot,
-            shared.addr,
+            shared.addr(id),
             planned.request,
             planned.keep_body,
             shared.timeout,
@@ -437,7 +450,7 @@ async fn open_connection(
         let sent = Instant::now();
         let result = call(
             &mut slot,
-            shared.addr,
+            shared.addr(id),
             planned.request,
             planned.keep_body,
             shared.timeout,
