@@ -57,7 +57,26 @@ impl PoolError {
     }
 }
 
+/// The SQLSTATE the server sent with a statement's error, if any.
+fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match &**e {
+            sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn is_transient_db_err(err: &sea_orm::DbErr) -> bool {
+    // By code first: the message of a 40001 varies by engine (CockroachDB:
+    // "restart transaction: ...", YugabyteDB: "Restart read required ...").
+    if matches!(sqlstate(err).as_deref(), Some("40001" | "40P01")) {
+        return true;
+    }
     let text = err.to_string();
     // PostgreSQL: serialization_failure, deadlock_detected. SQLite: BUSY/LOCKED.
     text.contains("40001")
@@ -68,4 +87,34 @@ fn is_transient_db_err(err: &sea_orm::DbErr) -> bool {
         || text.contains("database table is locked")
         || text.contains("(code: 5)")
         || text.contains("(code: 6)")
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+
+    use super::PoolError;
+
+    /// A 40001 is retried whatever its message says: the one here is how
+    /// CockroachDB words it, raised by PostgreSQL with that SQLSTATE.
+    #[tokio::test]
+    async fn serialization_failures_are_transient_by_sqlstate() {
+        let Ok(url) = std::env::var("OMS_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED (PostgreSQL): OMS_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let conn = sea_orm::Database::connect(&url).await.expect("connect");
+        for (code, transient) in [("40001", true), ("40P01", true), ("22012", false)] {
+            let err = conn
+                .execute_unprepared(&format!(
+                    "DO $$ BEGIN RAISE EXCEPTION 'restart transaction: \
+                     TransactionRetryWithProtoRefreshError' USING ERRCODE = '{code}'; END $$"
+                ))
+                .await
+                .expect_err("raised");
+            assert_eq!(PoolError::Db(err).is_transient(), transient, "{code}");
+        }
+        conn.close().await.ok();
+    }
 }
