@@ -276,3 +276,80 @@ async fn sigkill_mid_traffic(backend: Backend) {
     support::assert_consistent(&db, &format!("SIGKILL mid traffic ({backend:?})")).await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_requests_stuck_past_the_grace_exits_0_within_it_and_keeps_the_audit() {
+    for backend in support::backends("sigterm with stuck requests") {
+        sigterm_stuck(backend).await;
+    }
+}
+
+/// Requests (and, on SQLite, audit writes) stuck behind a lock that
+/// outlasts the grace: the process still exits 0 within
+/// `shutdown_grace_ms`, spilling the audit events it could not write; the
+/// next process replays them.
+async fn sigterm_stuck(backend: Backend) {
+    const STUCK_GRACE_MS: u64 = 3_000;
+    let db = FreshDb::new(backend).await;
+    let spill = support::path_str(db.dir.path().join("spill"));
+    let grace = STUCK_GRACE_MS.to_string();
+    let env = [
+        ("OMS_AUDIT__SPILL_DIR", spill.as_str()),
+        ("OMS_SERVER__SHUTDOWN_GRACE_MS", grace.as_str()),
+    ];
+    let mut server = support::spawn(&db.url, db.dir.path(), &env);
+    let skus = skus("STUCK");
+    load::seed(&server.base, &skus, 1_000_000).await;
+    let load = Load::start(&server.base, &skus, 4, "stuck");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lock = support::TableLock::hold(&db).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.sigterm();
+    let signalled = Instant::now();
+    let status = server.wait_exit(Duration::from_millis(STUCK_GRACE_MS) + load::HANG);
+    let exited_after = signalled.elapsed();
+    lock.release().await;
+    let outcome = load.stop().await;
+    let log = server.log();
+    eprintln!(
+        "{backend:?}: SIGTERM with requests stuck past a {STUCK_GRACE_MS} ms grace: exit {status:?} after {exited_after:?}; {}",
+        outcome.summary()
+    );
+    let status = status.unwrap_or_else(|| panic!("{backend:?}: no exit after SIGTERM:\n{log}"));
+    assert!(status.success(), "{backend:?}: exit {status}:\n{log}");
+    assert!(
+        exited_after < Duration::from_millis(STUCK_GRACE_MS),
+        "{backend:?}: exit took {exited_after:?}, over shutdown_grace_ms = {STUCK_GRACE_MS}:\n{log}"
+    );
+
+    // The next process replays what was spilled: no answered request
+    // lacks its audit event, and every acknowledged order is there.
+    let server = support::spawn(&db.url, db.dir.path(), &env);
+    let answered = outcome.answered().count() as i64;
+    let conn = db.connect().await;
+    let stored = support::wait_audit(&conn, "stuck-", answered, Duration::from_secs(30)).await;
+    let ids = support::audit_ids(&conn, "stuck-").await;
+    conn.close().await.ok();
+    let missing: Vec<_> = outcome
+        .answered()
+        .filter(|r| !ids.contains(&r.request_id))
+        .map(|r| r.request_id.as_str())
+        .collect();
+    eprintln!(
+        "{backend:?}: audit: {answered} answered requests, {stored} rows after the restart, {} missing",
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{backend:?}: audit events lost: {missing:?}\n{log}"
+    );
+    let problems = load::check_acked(&server.base, &outcome.acked).await;
+    assert!(
+        problems.is_empty(),
+        "{backend:?}: acknowledged orders:\n{}",
+        problems.join("\n")
+    );
+    drop(server);
+    support::assert_consistent(&db, &format!("SIGTERM with stuck requests ({backend:?})")).await;
+    db.drop_db().await;
+}

@@ -239,4 +239,19 @@ impl Oms {
         self.state.audit.shutdown().await;
         self.state.db.pool().close().await;
     }
+
+    /// [`shutdown`](Self::shutdown) finished within `limit` (a SIGTERM's
+    /// grace period): audit batches the sinks have not taken by then go to
+    /// the spill files (see [`AuditPipeline::shutdown_within`]), and the
+    /// pool stops waiting for connections stuck in statements.
+    pub async fn shutdown_within(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        self.state.audit.shutdown_within(limit).await;
+        if tokio::time::timeout_at(deadline, self.state.db.pool().close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown deadline passed while closing the pool; exiting anyway");
+        }
+    }
 }

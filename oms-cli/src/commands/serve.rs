@@ -1,7 +1,7 @@
 //! `oms-cli serve`: run the HTTP server until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use salvo::Listener;
@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 use crate::args::ConfigArgs;
 
 /// Serves until a signal, then stops accepting, drains in-flight requests
-/// for up to `server.shutdown_grace_ms`, and flushes every plugin.
+/// and flushes every plugin, all within `server.shutdown_grace_ms`.
 pub(crate) fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
     crate::logging::init(config.server.log_level.as_str());
@@ -34,6 +34,7 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
     }
     let (closing, closing_rx) = watch::channel(false);
     let (closed_tx, closed) = oneshot::channel();
+    let (signalled_tx, mut signalled) = oneshot::channel();
     let server = oms_core::http::server(
         ClosingAcceptor::new(acceptor, closing_rx, closed_tx),
         &oms.config().server,
@@ -41,6 +42,7 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
+        let _ = signalled_tx.send(Instant::now());
         tracing::info!(
             grace_ms = grace.as_millis() as u64,
             "shutting down: draining requests"
@@ -49,12 +51,26 @@ async fn serve(config: oms_core::config::Config) -> anyhow::Result<ExitCode> {
         // once), then let salvo drain the connections it has.
         closing.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
-        handle.stop_graceful(Some(grace));
+        handle.stop_graceful(Some(grace.saturating_sub(flush_reserve(grace))));
     });
     server.serve(oms.service()).await;
-    oms.shutdown().await;
+    // The whole shutdown fits in the grace: what the drain left of it goes
+    // to flushing the audit (spilling what the sinks cannot take in time)
+    // and closing the pool.
+    let remaining = match signalled.try_recv() {
+        Ok(at) => (at + grace).saturating_duration_since(Instant::now()),
+        Err(_) => grace,
+    };
+    oms.shutdown_within(remaining.saturating_sub(flush_reserve(grace) / 2))
+        .await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The part of the grace kept from the request drain for the audit flush
+/// and the pool: a fifth of it, at most 2 s.
+fn flush_reserve(grace: Duration) -> Duration {
+    (grace / 5).min(Duration::from_secs(2))
 }
 
 /// Closes the listening socket as soon as shutdown begins. salvo keeps its

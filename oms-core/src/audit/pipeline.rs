@@ -199,6 +199,9 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Becomes true when shutdown has finished.
     finished: watch::Sender<bool>,
+    /// Set by [`AuditPipeline::shutdown_within`]: past it, sink writes are
+    /// abandoned and batches go straight to the spill files.
+    deadline: watch::Sender<Option<tokio::time::Instant>>,
     /// The background tasks, taken by the first `shutdown` call.
     tasks: StdMutex<Option<Tasks>>,
 }
@@ -216,6 +219,27 @@ struct Queue {
 }
 
 impl Shared {
+    /// Resolves once a shutdown deadline is set and has passed; never
+    /// otherwise.
+    async fn out_of_time(&self) {
+        let mut rx = self.deadline.subscribe();
+        let deadline = match rx.wait_for(Option::is_some).await {
+            Ok(deadline) => *deadline,
+            Err(_) => None,
+        };
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether a shutdown deadline has passed.
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .borrow()
+            .is_some_and(|d| d <= tokio::time::Instant::now())
+    }
+
     /// Counts an accepted event; wakes a worker once per `threshold`
     /// events, and when the queue is full (producers may be blocked).
     /// Between two wake-ups the workers rely on `flush_interval`.
@@ -314,6 +338,7 @@ impl AuditPipeline {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (shutdown, _) = watch::channel(false);
         let (finished, _) = watch::channel(false);
+        let (deadline, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             tx,
             on_full: config.on_full,
@@ -333,6 +358,7 @@ impl AuditPipeline {
             flush_latency: LatencyRing::default(),
             shutdown,
             finished,
+            deadline,
             tasks: StdMutex::new(None),
         });
         let queue = Arc::new(Mutex::new(Queue {
@@ -486,6 +512,36 @@ impl AuditPipeline {
             .collect()
     }
 
+    /// [`shutdown`](Self::shutdown), finished within `limit`: once it has
+    /// passed, sink writes still running are abandoned (a write abandoned
+    /// midway may be stored again by the replay: at-least-once) and every
+    /// batch left goes straight to its sink's spill file, to be replayed at
+    /// the next start. Nothing accepted is lost unless the spill file
+    /// cannot be written either. A process that must exit within a grace
+    /// period (SIGTERM) calls this.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use oms_core::audit::AuditPipeline;
+    /// let dir = std::env::temp_dir().join(format!("oms-doc-{}", uuid::Uuid::now_v7()));
+    /// let pipeline = AuditPipeline::start(&Default::default(), Vec::new(), dir.clone()).await.unwrap();
+    /// pipeline.shutdown_within(Duration::from_secs(1)).await;
+    /// # tokio::fs::remove_dir_all(&dir).await.ok();
+    /// # });
+    /// ```
+    pub async fn shutdown_within(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        self.handle.shared.deadline.send_if_modified(|d| {
+            let earlier = d.is_none_or(|d| deadline < d);
+            if earlier {
+                *d = Some(deadline);
+            }
+            earlier
+        });
+        self.shutdown().await;
+    }
+
     /// Stops accepting events, drains the queue completely into the sinks
     /// (spilling what a failing sink will not take), makes one last replay
     /// attempt for unhealthy sinks, calls `flush` on every sink and waits
@@ -524,14 +580,25 @@ impl AuditPipeline {
             tracing::error!(%err, "audit replayer failed");
         }
         for slot in &shared.slots {
-            if !slot.is_healthy() && !slot.replay(shared.batch_size).await {
+            // Past the deadline the spill file stays for the next start.
+            let replayed = tokio::select! {
+                biased;
+                replayed = async { slot.is_healthy() || slot.replay(shared.batch_size).await } => replayed,
+                () = shared.out_of_time() => false,
+            };
+            if !replayed {
                 tracing::warn!(
                     sink = slot.name(),
                     file = %slot.spill_path().display(),
                     "audit sink still failing at shutdown; its spill file will be replayed at the next start"
                 );
             }
-            if let Err(err) = slot.sink.flush().await {
+            let flushed = tokio::select! {
+                biased;
+                flushed = slot.sink.flush() => flushed.map_err(|e| e.to_string()),
+                () = shared.out_of_time() => Err("shutdown deadline passed".to_owned()),
+            };
+            if let Err(err) = flushed {
                 tracing::error!(sink = slot.name(), %err, "audit flush failed at shutdown");
             }
         }
@@ -613,9 +680,17 @@ async fn worker(shared: Arc<Shared>, queue: Arc<Mutex<Queue>>) {
 /// healthy, else (or then) to its spill file.
 async fn deliver(shared: &Shared, slot: &SinkSlot, batch: &[AuditEvent]) {
     let mut backoff = shared.options.retry_base;
-    if slot.is_healthy() {
+    if slot.is_healthy() && !shared.past_deadline() {
         for attempt in 1..=shared.attempts {
-            match slot.sink.write_batch(batch).await {
+            let written = tokio::select! {
+                biased;
+                written = slot.sink.write_batch(batch) => written,
+                () = shared.out_of_time() => {
+                    tracing::warn!(sink = slot.name(), events = batch.len(), "audit batch write abandoned: shutdown deadline");
+                    break;
+                }
+            };
+            match written {
                 Ok(()) => {
                     slot.written
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -626,11 +701,16 @@ async fn deliver(shared: &Shared, slot: &SinkSlot, batch: &[AuditEvent]) {
                     tracing::warn!(sink = slot.name(), %err, attempt, events = batch.len(), "audit batch write failed");
                 }
             }
-            // Another worker gave up on this sink meanwhile: spill at once.
-            if attempt == shared.attempts || !slot.is_healthy() {
+            // Another worker gave up on this sink meanwhile, or time is
+            // up: spill at once.
+            if attempt == shared.attempts || !slot.is_healthy() || shared.past_deadline() {
                 break;
             }
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep(backoff) => {}
+                () = shared.out_of_time() => break,
+            }
             backoff = (backoff * 2).min(shared.options.retry_cap);
         }
     }
@@ -659,7 +739,7 @@ async fn spill(shared: &Shared, slot: &SinkSlot, batch: &[AuditEvent]) {
         }
         rounds += 1;
         let stopping = *shared.shutdown.borrow();
-        if stopping && rounds >= shared.attempts {
+        if stopping && (rounds >= shared.attempts || shared.past_deadline()) {
             shared.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 sink = slot.name(),
@@ -700,5 +780,56 @@ async fn replayer(shared: Arc<Shared>) {
                 slot.replay(shared.batch_size).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::AuditPipeline;
+    use crate::audit::{AuditError, AuditEvent, AuditSink};
+    use crate::config::AuditConfig;
+
+    /// A sink whose writes never finish (a database stuck behind a lock).
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl AuditSink for Stuck {
+        fn name(&self) -> &str {
+            "stuck"
+        }
+        async fn write_batch(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+            std::future::pending().await
+        }
+        async fn flush(&self) -> Result<(), AuditError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_within_a_limit_spills_what_a_stuck_sink_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AuditConfig {
+            flush_interval_ms: 10,
+            ..AuditConfig::default()
+        };
+        let pipeline = AuditPipeline::start(&config, vec![Arc::new(Stuck)], dir.path().into())
+            .await
+            .expect("start");
+        for _ in 0..5 {
+            pipeline.record(AuditEvent::example()).await;
+        }
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            pipeline.shutdown_within(Duration::from_millis(200)),
+        )
+        .await
+        .expect("shutdown_within returns although the sink never answers");
+        let stats = pipeline.stats();
+        assert_eq!((stats.spilled, stats.written, stats.lost), (5, 0, 0));
+        let spilled = std::fs::read_to_string(dir.path().join("stuck.jsonl")).expect("spill file");
+        assert_eq!(spilled.lines().count(), 5);
     }
 }
