@@ -17,9 +17,9 @@
 //!   writers wait for the doctor instead.
 //!
 //! Which statuses hold a reservation, which have consumed it, and which
-//! history leads to which status are derived from the status machine in
-//! [`super::status`] by exhaustive matches, so a new status cannot be
-//! forgotten here.
+//! history leads to which status are derived from the status machine
+//! ([`OrderStatus`], [`Action`]) by exhaustive matches, so a new status
+//! cannot be forgotten here.
 
 use std::fmt;
 
