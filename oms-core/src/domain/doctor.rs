@@ -2,11 +2,12 @@
 //! operation keeps, run with [`check_invariants`] (`oms-cli doctor`).
 //!
 //! Each [`Check`] is one set-based `SELECT` that returns only the offending
-//! rows (no per-row queries), written once for SQLite and PostgreSQL. All
-//! checks run in one read-only transaction, so they see one snapshot of
-//! the database and a live server's traffic cannot produce false
-//! positives (an order counted in `reserved` by one check and as shipped
-//! by the next):
+//! rows (no per-row queries), written once for SQLite and PostgreSQL.
+//! Each check compares rows within that one statement, so it sees them as
+//! of one moment and a live server's commits cannot make it report a
+//! false violation. All checks also run in one read-only transaction, so
+//! the report describes one state of the database (each listing agrees
+//! with its count, and the checks with each other):
 //! - PostgreSQL (and compatible engines): `REPEATABLE READ READ ONLY`, a
 //!   snapshot taken at the first statement. CockroachDB runs it as
 //!   `SERIALIZABLE`; a 40001 restart is retried as a whole by
