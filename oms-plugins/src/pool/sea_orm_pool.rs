@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Shared};
 use oms_core::db::{ConnectionPool, PoolError, PoolStats, PooledConnection};
 use oms_core::plugin::{PluginError, PluginKind, PoolContext, PoolPlugin};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -51,6 +51,23 @@ pub struct SeaOrmPool {
     timeouts: AtomicU64,
     acquired: AtomicU64,
     acquire_wait: LatencyHistogram,
+    ping_flight: PingFlight,
+}
+
+/// The ping in flight, joined by every caller that arrives before it
+/// answers: a thousand concurrent health checks cost one round trip and one
+/// connection, not a thousand, and each still gets the answer to a ping sent
+/// at most one round trip before it asked.
+#[derive(Default)]
+struct PingFlight(std::sync::Mutex<Option<Ping>>);
+
+/// One ping's answer, awaited by any number of callers.
+type Ping = Shared<BoxFuture<'static, Result<(), String>>>;
+
+impl std::fmt::Debug for PingFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PingFlight")
+    }
 }
 
 impl SeaOrmPool {
@@ -99,6 +116,7 @@ impl SeaOrmPool {
             timeouts: AtomicU64::new(0),
             acquired: AtomicU64::new(0),
             acquire_wait: LatencyHistogram::new(),
+            ping_flight: PingFlight::default(),
         })
     }
 
@@ -185,10 +203,25 @@ impl ConnectionPool for SeaOrmPool {
     }
 
     async fn ping(&self) -> Result<(), PoolError> {
-        self.db
-            .ping()
-            .await
-            .map_err(|e| PoolError::Unavailable(e.to_string()))
+        let flight = {
+            let mut slot = self
+                .ping_flight
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match slot.as_ref().filter(|f| f.peek().is_none()) {
+                Some(running) => running.clone(),
+                None => {
+                    let db = self.db.clone();
+                    let started = async move { db.ping().await.map_err(|e| e.to_string()) }
+                        .boxed()
+                        .shared();
+                    *slot = Some(started.clone());
+                    started
+                }
+            }
+        };
+        flight.await.map_err(PoolError::Unavailable)
     }
 
     async fn close(&self) {
