@@ -1,11 +1,17 @@
 //! The telemetry hoop: request id, timing headers, database accounting and
 //! metrics for every request, errors and 404s included.
+//!
+//! It runs on every request, so it avoids work it can: header names are
+//! constants, the timing figures are formatted with integer arithmetic on
+//! the stack, one UUID v7 serves as the audit event's id, the generated
+//! request id and the arrival time, and the route label is built once and
+//! moved into the audit event.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use salvo::http::header::HeaderValue;
+use salvo::http::header::{HeaderName, HeaderValue};
 use salvo::prelude::*;
 
 use crate::app::AppState;
@@ -17,11 +23,27 @@ use crate::metrics::{RequestRecord, SlowRequest};
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
+const X_DB_TIME: HeaderName = HeaderName::from_static("x-db-time");
+const X_DB_QUERIES: HeaderName = HeaderName::from_static("x-db-queries");
+const X_REQUEST_COUNT: HeaderName = HeaderName::from_static("x-request-count");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
 /// Service-wide hoop: see the module doc.
 pub struct Telemetry {
     state: Arc<AppState>,
     slow_after: Duration,
     metrics: bool,
+}
+
+/// What the hoop knows of a finished request.
+struct Finished<'a> {
+    route: String,
+    status: StatusCode,
+    elapsed: Duration,
+    db: Duration,
+    request_id: &'a str,
 }
 
 impl Telemetry {
@@ -38,48 +60,41 @@ impl Telemetry {
 
     /// Hands the request's audit event to the pipeline (sub-microsecond
     /// unless the queue is full and `audit.on_full = "block"`).
-    #[allow(clippy::too_many_arguments)]
     async fn audit(
         &self,
         req: &Request,
         depot: &Depot,
         res: &Response,
-        route: &str,
-        status: StatusCode,
-        elapsed: Duration,
-        db: Duration,
-        request_id: &str,
-        at_ms: i64,
+        id: uuid::Uuid,
+        done: Finished<'_>,
     ) {
-        let user_agent = req
-            .headers()
-            .get("user-agent")
+        let headers = req.headers();
+        let user_agent = headers
+            .get(salvo::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| truncate(ua, 256))
             .unwrap_or_default();
-        let request_bytes = req
-            .headers()
-            .get("content-length")
+        let request_bytes = headers
+            .get(salvo::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let client_ip = req
             .remote_addr()
-            .clone()
-            .into_std()
-            .map(|a| a.ip().to_string())
+            .ip()
+            .map(|ip| ip.to_string())
             .unwrap_or_default();
         let event = AuditEvent {
-            id: uuid::Uuid::now_v7(),
-            at_ms,
-            request_id: request_id.to_owned(),
+            id,
+            at_ms: arrival_ms(id),
+            request_id: done.request_id.to_owned(),
             actor: super::actor(depot),
             method: req.method().as_str().to_owned(),
-            route: route.to_owned(),
+            route: done.route,
             path: truncate(req.uri().path(), 2048).to_owned(),
-            status: status.as_u16(),
-            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            db_us: u64::try_from(db.as_micros()).unwrap_or(u64::MAX),
+            status: done.status.as_u16(),
+            duration_us: u64::try_from(done.elapsed.as_micros()).unwrap_or(u64::MAX),
+            db_us: u64::try_from(done.db.as_micros()).unwrap_or(u64::MAX),
             client_ip,
             user_agent: user_agent.to_owned(),
             request_bytes,
@@ -91,54 +106,63 @@ impl Telemetry {
     }
 
     #[cold]
-    fn log_slow(
-        &self,
-        req: &Request,
-        route: &str,
-        status: StatusCode,
-        elapsed: Duration,
-        db: Duration,
-        request_id: &str,
-    ) {
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let db_ms = db.as_secs_f64() * 1000.0;
+    fn log_slow(&self, req: &Request, done: &Finished<'_>) {
+        let duration_ms = done.elapsed.as_secs_f64() * 1000.0;
+        let db_ms = done.db.as_secs_f64() * 1000.0;
         tracing::warn!(
-            request_id,
+            request_id = done.request_id,
             method = %req.method(),
-            route,
-            status = status.as_u16(),
+            route = done.route,
+            status = done.status.as_u16(),
             duration_ms,
             db_ms,
             "slow request"
         );
-        let at = chrono::Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default();
+        let at = chrono::Utc::now() - chrono::Duration::from_std(done.elapsed).unwrap_or_default();
         self.state.slow.push(SlowRequest {
             at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             method: req.method().as_str().to_owned(),
-            route: route.to_owned(),
-            status: status.as_u16(),
+            route: done.route.clone(),
+            status: done.status.as_u16(),
             duration_ms,
             db_ms,
-            request_id: request_id.to_owned(),
+            request_id: done.request_id.to_owned(),
         });
     }
 }
 
 /// A caller's `X-Request-Id` is kept if it is 1-128 visible ASCII chars.
 fn caller_request_id(req: &Request) -> Option<String> {
-    let value = req.headers().get("x-request-id")?.to_str().ok()?;
-    let ok = (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic());
-    ok.then(|| value.to_owned())
+    let value = req.headers().get(&X_REQUEST_ID)?.as_bytes();
+    let ok = (1..=128).contains(&value.len()) && value.iter().all(|b| b.is_ascii_graphic());
+    // Visible ASCII is valid UTF-8.
+    ok.then(|| String::from_utf8_lossy(value).into_owned())
+}
+
+/// When the request arrived: the millisecond timestamp of its UUID v7
+/// (taken from the system clock on arrival).
+fn arrival_ms(id: uuid::Uuid) -> i64 {
+    id.get_timestamp().map_or_else(
+        || chrono::Utc::now().timestamp_millis(),
+        |ts| {
+            let (secs, nanos) = ts.to_unix();
+            i64::try_from(secs.saturating_mul(1000) + u64::from(nanos / 1_000_000))
+                .unwrap_or(i64::MAX)
+        },
+    )
 }
 
 /// The route template (`/v1/orders/{id}`), or `<unmatched>` for 404s.
 fn route_of(req: &Request, status: StatusCode) -> String {
     let matched = req.matched_path();
     if matched.is_empty() && status == StatusCode::NOT_FOUND {
-        "<unmatched>".to_owned()
-    } else {
-        format!("/{}", matched.trim_start_matches('/'))
+        return "<unmatched>".to_owned();
     }
+    let matched = matched.trim_start_matches('/');
+    let mut route = String::with_capacity(matched.len() + 1);
+    route.push('/');
+    route.push_str(matched);
+    route
 }
 
 /// The longest prefix of `s` of at most `max` bytes on a char boundary.
@@ -153,13 +177,87 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// `0.412ms`: milliseconds with exactly three decimals.
-pub(crate) fn format_ms(d: Duration) -> String {
-    format!("{:.3}ms", d.as_secs_f64() * 1000.0)
+/// A small stack buffer for header values.
+struct Buf {
+    bytes: [u8; 64],
+    len: usize,
 }
 
-fn header(value: String) -> HeaderValue {
-    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+impl Buf {
+    fn new() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+
+    /// Appends `s`; the values written here are far below 64 bytes.
+    fn push(&mut self, s: &[u8]) {
+        let end = (self.len + s.len()).min(self.bytes.len());
+        let n = end - self.len;
+        self.bytes[self.len..end].copy_from_slice(&s[..n]);
+        self.len = end;
+    }
+
+    /// Appends `d` in milliseconds with exactly three decimals (`0.412`),
+    /// rounded to the nearest microsecond.
+    fn push_ms(&mut self, d: Duration) {
+        let micros = d.as_nanos().saturating_add(500) / 1000;
+        let mut digits = [0u8; 40];
+        let mut at = digits.len();
+        let mut rest = micros;
+        // At least four digits: `0.000`.
+        while rest > 0 || digits.len() - at < 4 {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let point = digits.len() - 3;
+        self.push(&digits[at..point]);
+        self.push(b".");
+        self.push(&digits[point..]);
+    }
+
+    fn value(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.bytes[..self.len])
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    }
+}
+
+/// `0.412ms`: milliseconds with exactly three decimals.
+#[cfg(test)]
+fn format_ms(d: Duration) -> String {
+    let mut buf = Buf::new();
+    buf.push_ms(d);
+    buf.push(b"ms");
+    String::from_utf8_lossy(&buf.bytes[..buf.len]).into_owned()
+}
+
+/// Sets the timing headers of API.md on `res`.
+fn timing_headers(
+    res: &mut Response,
+    request_id: HeaderValue,
+    done: &Finished<'_>,
+    statements: u64,
+    count: u64,
+) {
+    let (mut app, mut db, mut server_timing) = (Buf::new(), Buf::new(), Buf::new());
+    app.push_ms(done.elapsed);
+    db.push_ms(done.db);
+    server_timing.push(b"app;dur=");
+    server_timing.push(&app.bytes[..app.len]);
+    server_timing.push(b", db;dur=");
+    server_timing.push(&db.bytes[..db.len]);
+    app.push(b"ms");
+    db.push(b"ms");
+    let headers = res.headers_mut();
+    headers.reserve(6);
+    headers.insert(X_REQUEST_ID, request_id);
+    headers.insert(X_RESPONSE_TIME, app.value());
+    headers.insert(X_DB_TIME, db.value());
+    headers.insert(X_DB_QUERIES, HeaderValue::from(statements));
+    headers.insert(X_REQUEST_COUNT, HeaderValue::from(count));
+    headers.insert(SERVER_TIMING, server_timing.value());
 }
 
 #[async_trait]
@@ -172,80 +270,72 @@ impl Handler for Telemetry {
         ctrl: &mut FlowCtrl,
     ) {
         let start = Instant::now();
-        let at_ms = chrono::Utc::now().timestamp_millis();
-        let request_id =
-            caller_request_id(req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-        depot.insert_typed(RequestId(request_id.clone()));
+        let id = uuid::Uuid::now_v7();
+        let request_id = caller_request_id(req).unwrap_or_else(|| {
+            let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+            id.simple().encode_lower(&mut hex).to_owned()
+        });
+        depot.insert_typed(RequestId(request_id));
         let counters = Arc::new(DbCounters::default());
         self.state.in_flight.fetch_add(1, Ordering::Relaxed);
         scope::with_counters(counters.clone(), ctrl.call_next(req, depot, res)).await;
         self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
 
+        let request_id = match depot.get_typed::<RequestId>() {
+            Ok(RequestId(id)) => id.as_str(),
+            Err(_) => "",
+        };
         let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
         if (status.is_client_error() || status.is_server_error()) && res.body.is_none() {
-            super::problem::for_status(status).render(&request_id, res);
+            super::problem::for_status(status).render(request_id, res);
         }
-        let elapsed = start.elapsed();
-        let db_time = counters.elapsed();
+        let done = Finished {
+            route: route_of(req, status),
+            status,
+            elapsed: start.elapsed(),
+            db: counters.elapsed(),
+            request_id,
+        };
         if !self.metrics {
-            let route = route_of(req, status);
-            self.audit(
-                req,
-                depot,
-                res,
-                &route,
-                status,
-                elapsed,
-                db_time,
-                &request_id,
-                at_ms,
-            )
-            .await;
+            self.audit(req, depot, res, id, done).await;
             return;
         }
-        let db_statements = counters.statements();
+        let statements = counters.statements();
         let count = self.state.requests.fetch_add(1, Ordering::Relaxed) + 1;
-
-        let route = route_of(req, status);
         self.state.recorder.record_request(&RequestRecord {
             method: req.method().as_str(),
-            route: &route,
+            route: &done.route,
             status: status.as_u16(),
-            duration: elapsed,
-            db_time,
-            db_statements,
+            duration: done.elapsed,
+            db_time: done.db,
+            db_statements: statements,
         });
-
-        if elapsed >= self.slow_after {
-            self.log_slow(req, &route, status, elapsed, db_time, &request_id);
+        if done.elapsed >= self.slow_after {
+            self.log_slow(req, &done);
         }
+        let header_id = HeaderValue::from_str(request_id)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        timing_headers(res, header_id, &done, statements, count);
+        self.audit(req, depot, res, id, done).await;
+    }
+}
 
-        self.audit(
-            req,
-            depot,
-            res,
-            &route,
-            status,
-            elapsed,
-            db_time,
-            &request_id,
-            at_ms,
-        )
-        .await;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        let app = format_ms(elapsed);
-        let db = format_ms(db_time);
-        let server_timing = format!(
-            "app;dur={}, db;dur={}",
-            app.trim_end_matches("ms"),
-            db.trim_end_matches("ms")
-        );
-        let headers = res.headers_mut();
-        headers.insert("x-request-id", header(request_id));
-        headers.insert("x-response-time", header(app));
-        headers.insert("x-db-time", header(db));
-        headers.insert("x-db-queries", HeaderValue::from(db_statements));
-        headers.insert("x-request-count", HeaderValue::from(count));
-        headers.insert("server-timing", header(server_timing));
+    #[test]
+    fn milliseconds_have_three_decimals_rounded_to_the_microsecond() {
+        for (d, want) in [
+            (Duration::ZERO, "0.000ms"),
+            (Duration::from_nanos(499), "0.000ms"),
+            (Duration::from_nanos(500), "0.001ms"),
+            (Duration::from_micros(412), "0.412ms"),
+            (Duration::from_micros(12_345), "12.345ms"),
+            (Duration::from_nanos(999_999_600), "1000.000ms"),
+            (Duration::from_secs(86_400), "86400000.000ms"),
+        ] {
+            assert_eq!(format_ms(d), want, "{d:?}");
+        }
     }
 }
