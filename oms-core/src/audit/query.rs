@@ -1,10 +1,12 @@
-//! The `audit_events` table: the multi-row inserts the `database` sink
+//! The `audit_events` table: the inserts the `database` sink
 //! runs, and the read side of `GET /v1/audit`.
 //!
 //! Pages are newest first by `(at, id)` and keyset-paginated: the cursor
 //! holds the `(at, id)` of the last item, and the next page is the rows
-//! strictly before it, served by the index `idx_audit_at (at, id)` (or the
-//! `actor`/`status` indexes when filtered). One statement per page.
+//! strictly before it, served by the index `idx_audit_at (at, id)`, which
+//! filtered pages walk too (the `actor` and `status` indexes were dropped by
+//! migration `m20261128_000002`: every audited request paid for them on
+//! insert). One statement per page.
 //!
 //! ```no_run
 //! # async fn run(db: oms_core::db::Database) -> Result<(), oms_core::audit::query::AuditQueryError> {
@@ -50,110 +52,134 @@ const COLUMNS: [&str; 14] = [
     "response_bytes",
 ];
 
-/// Bound parameters one statement may carry: SQLite's
-/// `SQLITE_MAX_VARIABLE_NUMBER` (32766 since 3.32), PostgreSQL's 65535.
-fn max_params(backend: DatabaseBackend) -> usize {
-    match backend {
-        DatabaseBackend::Sqlite => 32_766,
-        _ => 65_535,
-    }
-}
+/// Most events one insert statement carries. A batch is one statement up
+/// to this size; larger ones (spill replays) are split and the statements
+/// run in one transaction. It bounds the JSON document (about 300 bytes an
+/// event), not the statement shape, which never changes.
+pub const ROWS_PER_INSERT: usize = 4096;
 
-/// Most rows one insert statement holds on `backend`.
-///
-/// ```
-/// use oms_core::audit::query::rows_per_insert;
-/// use sea_orm::DatabaseBackend;
-/// assert_eq!(rows_per_insert(DatabaseBackend::Sqlite), 2340);
-/// assert_eq!(rows_per_insert(DatabaseBackend::Postgres), 4681);
-/// ```
-pub fn rows_per_insert(backend: DatabaseBackend) -> usize {
-    max_params(backend) / COLUMNS.len()
-}
+/// The insert for SQLite: the rows come in one JSON array parameter, which
+/// `jsonb_each` expands (parsed once; each row is a JSONB value, so `->>`
+/// reads fields without re-parsing text as `json_each` rows would). The
+/// `id` travels as 32 hex digits and is stored as the 16-byte blob the
+/// driver binds for a `Uuid` (what `GET /v1/audit` reads and compares).
+/// `WHERE true` keeps the upsert clause unambiguous after a `SELECT`.
+const SQLITE_INSERT: &str = "INSERT INTO audit_events \
+(id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
+SELECT unhex(value ->> 'id'), value ->> 'at', value ->> 'request_id', value ->> 'actor', \
+value ->> 'method', value ->> 'route', value ->> 'path', value ->> 'status', \
+value ->> 'duration_us', value ->> 'db_us', value ->> 'client_ip', value ->> 'user_agent', \
+value ->> 'request_bytes', value ->> 'response_bytes' \
+FROM jsonb_each(?) WHERE true ON CONFLICT (id) DO NOTHING";
+
+/// The insert for PostgreSQL: `json_to_recordset` turns the JSON array
+/// parameter into typed rows in one pass.
+const POSTGRES_INSERT: &str = "INSERT INTO audit_events \
+(id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
+SELECT id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes \
+FROM json_to_recordset($1::json) AS r(id uuid, at bigint, request_id text, actor text, method text, \
+route text, path text, status integer, duration_us bigint, db_us bigint, client_ip text, user_agent text, \
+request_bytes bigint, response_bytes bigint) \
+ON CONFLICT (id) DO NOTHING";
 
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Most rows in one audit insert statement.
-const MAX_ROWS: usize = 128;
+/// One event as an element of the JSON array the inserts expand: the
+/// column names as keys, counters saturated to the columns' `BIGINT`.
+#[derive(Serialize)]
+struct Row<'a> {
+    id: uuid::fmt::Simple,
+    at: i64,
+    request_id: &'a str,
+    actor: &'a str,
+    method: &'a str,
+    route: &'a str,
+    path: &'a str,
+    status: u16,
+    duration_us: i64,
+    db_us: i64,
+    client_ip: &'a str,
+    user_agent: &'a str,
+    request_bytes: i64,
+    response_bytes: i64,
+}
 
-/// Multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` statements for
-/// `events`. Chunks hold 128 rows, the remainder is split into
-/// powers of two, so at most eight statement shapes ever exist: the
-/// drivers' per-connection prepared-statement caches stay small and warm
-/// instead of filling with one huge statement per batch size. Re-inserting
-/// an event already stored is a no-op, which makes retries and spill
-/// replays idempotent. Empty for no events.
+impl<'a> From<&'a AuditEvent> for Row<'a> {
+    fn from(e: &'a AuditEvent) -> Self {
+        Row {
+            id: e.id.simple(),
+            at: e.at_ms,
+            request_id: &e.request_id,
+            actor: &e.actor,
+            method: &e.method,
+            route: &e.route,
+            path: &e.path,
+            status: e.status,
+            duration_us: saturating_i64(e.duration_us),
+            db_us: saturating_i64(e.db_us),
+            client_ip: &e.client_ip,
+            user_agent: &e.user_agent,
+            request_bytes: saturating_i64(e.request_bytes),
+            response_bytes: saturating_i64(e.response_bytes),
+        }
+    }
+}
+
+/// `events` as the JSON array of [`Row`]s, serialised straight from the
+/// borrowed events.
+fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
+    struct Rows<'a>(&'a [AuditEvent]);
+    impl Serialize for Rows<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(Row::from))
+        }
+    }
+    serde_json::to_string(&Rows(events))
+}
+
+/// The `INSERT ... ON CONFLICT (id) DO NOTHING` statements storing
+/// `events`: one per [`ROWS_PER_INSERT`] events, each with a single bound
+/// parameter, the events as a JSON array that the database expands into
+/// rows (`jsonb_each` on SQLite, `json_to_recordset` on PostgreSQL). The
+/// SQL text never changes, so each connection prepares it once; binding one
+/// text value instead of fourteen per row is what makes it cheap.
+/// Re-inserting an event already stored is a no-op, which makes retries
+/// and spill replays idempotent. Empty for no events.
+///
+///
+/// # Errors
+/// Only if serde_json fails to serialise strings and integers, which it
+/// does not; the sink reports it as a failed write.
 ///
 /// ```
 /// use oms_core::audit::{AuditEvent, query::insert_statements};
 /// use sea_orm::DatabaseBackend;
 /// let events: Vec<_> = (0..300).map(|_| AuditEvent::example()).collect();
-/// // 128 + 128 + 32 + 8 + 4
-/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events).len(), 5);
-/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events[..256]).len(), 2);
+/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events)?.len(), 1);
+/// assert!(insert_statements(DatabaseBackend::Postgres, &[])?.is_empty());
+/// # Ok::<(), serde_json::Error>(())
 /// ```
-pub fn insert_statements(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement> {
-    let max = MAX_ROWS.min(rows_per_insert(backend));
-    let mut statements = Vec::new();
-    let mut rest = events;
-    while !rest.is_empty() {
-        let take = if rest.len() >= max {
-            max
-        } else {
-            // The largest power of two not above what is left.
-            1 << (usize::BITS - 1 - rest.len().leading_zeros())
-        };
-        let (chunk, tail) = rest.split_at(take);
-        statements.push(insert_chunk(backend, chunk));
-        rest = tail;
-    }
-    statements
-}
-
-fn insert_chunk(backend: DatabaseBackend, events: &[AuditEvent]) -> Statement {
-    let cols = COLUMNS.len();
-    let mut sql = String::with_capacity(96 + events.len() * cols * 6);
-    sql.push_str("INSERT INTO audit_events (");
-    sql.push_str(&COLUMNS.join(", "));
-    sql.push_str(") VALUES ");
-    let mut n = 0usize;
-    for (row, _) in events.iter().enumerate() {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..cols {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            push_placeholder(&mut sql, backend, n);
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    let mut values = Vec::with_capacity(events.len() * cols);
-    for e in events {
-        values.extend([
-            Value::from(e.id),
-            Value::from(e.at_ms),
-            Value::from(e.request_id.as_str()),
-            Value::from(e.actor.as_str()),
-            Value::from(e.method.as_str()),
-            Value::from(e.route.as_str()),
-            Value::from(e.path.as_str()),
-            Value::from(i32::from(e.status)),
-            Value::from(saturating_i64(e.duration_us)),
-            Value::from(saturating_i64(e.db_us)),
-            Value::from(e.client_ip.as_str()),
-            Value::from(e.user_agent.as_str()),
-            Value::from(saturating_i64(e.request_bytes)),
-            Value::from(saturating_i64(e.response_bytes)),
-        ]);
-    }
-    Statement::from_sql_and_values(backend, sql, values)
+pub fn insert_statements(
+    backend: DatabaseBackend,
+    events: &[AuditEvent],
+) -> Result<Vec<Statement>, serde_json::Error> {
+    let sql = match backend {
+        DatabaseBackend::Postgres => POSTGRES_INSERT,
+        _ => SQLITE_INSERT,
+    };
+    events
+        .chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let rows = rows_json(chunk)?;
+            Ok(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [Value::from(rows)],
+            ))
+        })
+        .collect()
 }
 
 fn push_placeholder(sql: &mut String, backend: DatabaseBackend, n: usize) {
@@ -515,12 +541,33 @@ mod tests {
             "{}",
             lite.sql
         );
+    }
 
-        let events: Vec<_> = (0..3).map(|_| AuditEvent::example()).collect();
-        let inserts = insert_statements(DatabaseBackend::Postgres, &events);
-        assert_eq!(inserts.len(), 2, "2 + 1 rows");
-        assert!(inserts[0].sql.contains("$28)"), "{}", inserts[0].sql);
-        assert!(inserts[1].sql.contains("$14)"), "{}", inserts[1].sql);
-        assert!(insert_statements(DatabaseBackend::Sqlite, &[]).is_empty());
+    #[test]
+    fn inserts_carry_the_rows_as_one_json_parameter() {
+        let mut e = AuditEvent::example();
+        e.request_bytes = u64::MAX;
+        e.path = "/v1/\"quoted\"/\u{e9}".into();
+        let events = vec![e.clone(); ROWS_PER_INSERT + 1];
+        for backend in [DatabaseBackend::Sqlite, DatabaseBackend::Postgres] {
+            let inserts = insert_statements(backend, &events).unwrap();
+            assert_eq!(inserts.len(), 2, "split at ROWS_PER_INSERT");
+            assert_eq!(inserts[0].sql, inserts[1].sql, "one statement shape");
+            let values = &inserts[1].values.as_ref().unwrap().0;
+            let [Value::String(Some(json))] = values.as_slice() else {
+                panic!("one text parameter: {values:?}");
+            };
+            let rows: serde_json::Value = serde_json::from_str(json).unwrap();
+            let row = &rows[0];
+            assert_eq!(row["id"], e.id.simple().to_string());
+            assert_eq!(row["at"], e.at_ms);
+            assert_eq!(row["path"], e.path);
+            assert_eq!(row["request_bytes"], i64::MAX, "saturated to BIGINT");
+        }
+        assert!(
+            insert_statements(DatabaseBackend::Sqlite, &[])
+                .unwrap()
+                .is_empty()
+        );
     }
 }

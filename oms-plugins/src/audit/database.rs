@@ -1,9 +1,11 @@
 //! The `database` sink: audit events as rows of `audit_events`, the table
 //! `GET /v1/audit` reads.
 //!
-//! One multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` per batch (split
-//! so that a statement stays under the backend's bound-parameter limit, in
-//! one transaction then), through the configured pool. Inserting an event
+//! One `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING` per batch, the
+//! rows bound as a single JSON array parameter that the database expands
+//! (`oms_core::audit::query::insert_statements`; batches over
+//! `ROWS_PER_INSERT` events are split, in one transaction then), through the
+//! configured pool. Inserting an event
 //! already stored is a no-op, so retries and spill replays never duplicate
 //! rows. Each batch commits: [`flush`](AuditSink::flush) has nothing to do.
 
@@ -59,7 +61,7 @@ impl AuditSink for DatabaseAuditSink {
     }
 
     async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        let mut statements = insert_statements(self.db.backend(), events);
+        let mut statements = insert_statements(self.db.backend(), events).map_err(write_err)?;
         match statements.len() {
             0 => Ok(()),
             1 => {
@@ -92,7 +94,7 @@ fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink
 inventory::submit! {
     SinkPlugin {
         name: NAME,
-        description: "audit events as rows of the audit_events table (multi-row inserts, idempotent)",
+        description: "audit events as rows of the audit_events table (one JSON-expanded insert per batch, idempotent)",
         settings: oms_core::plugin::no_settings,
         check: None,
         build,

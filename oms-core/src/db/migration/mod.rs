@@ -8,6 +8,7 @@
 //! on both databases: exact, portable and cheap to compare and index.
 
 mod m20261128_000001_initial;
+mod m20261128_000002_audit_filter_indexes;
 
 use sea_orm_migration::prelude::*;
 
@@ -18,7 +19,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_initial::Migration)]
+        vec![
+            Box::new(m20261128_000001_initial::Migration),
+            Box::new(m20261128_000002_audit_filter_indexes::Migration),
+        ]
     }
 }
 
