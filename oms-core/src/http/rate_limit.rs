@@ -6,6 +6,7 @@
 //! Memory stays bounded under many distinct keys: a background task drops
 //! buckets that have refilled completely (they hold no information).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -108,17 +109,19 @@ fn sweep(keyed: &Keyed) {
     keyed.shrink_to_fit();
 }
 
-fn caller(req: &Request, depot: &Depot) -> (String, bool) {
+/// The bucket key: the caller's token name (borrowed from the depot, no
+/// allocation), else the client IP. A `Cow` of `String`, not `str`: the
+/// keyed store looks buckets up by `&String`.
+#[allow(clippy::owned_cow)]
+fn caller<'a>(req: &Request, depot: &'a Depot) -> (Cow<'a, String>, bool) {
     match depot.get_typed::<Actor>() {
-        Ok(actor) => (actor.0.clone(), true),
+        Ok(actor) => (Cow::Borrowed(&actor.0), true),
         Err(_) => {
             let ip = req
                 .remote_addr()
-                .clone()
-                .into_std()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|| "unknown".to_owned());
-            (ip, false)
+                .ip()
+                .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+            (Cow::Owned(ip), false)
         }
     }
 }
@@ -133,7 +136,7 @@ impl Handler for RateLimit {
         ctrl: &mut FlowCtrl,
     ) {
         let (key, named) = caller(req, depot);
-        let (budget, outcome) = match self.overrides.get(&key).filter(|_| named) {
+        let (budget, outcome) = match self.overrides.get(key.as_str()).filter(|_| named) {
             Some((budget, limiter)) => (budget, limiter.check()),
             None => (&self.default, self.keyed.check_key(&key)),
         };
