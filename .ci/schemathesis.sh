@@ -17,7 +17,7 @@ SCHEMATHESIS_VERSION=4.32.5
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-30}"
 MAX_TIME="${SCHEMATHESIS_MAX_TIME:-150}"
 SEED="${SCHEMATHESIS_SEED:-1}"
-target_dir="${CARGO_TARGET_DIR:-target}"
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 venv="$target_dir/schemathesis/venv"
 
 # The venv lives under target/ so CI caches it with the build.
@@ -77,7 +77,10 @@ done
 
 echo "== schemathesis run: at most $MAX_EXAMPLES examples per operation, $MAX_TIME s"
 status=0
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+# Hypothesis and schemathesis keep their example databases in the working
+# directory: run there, under target/, not in the source tree.
+mkdir -p "$target_dir/schemathesis/work"
+(cd "$target_dir/schemathesis/work" && "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance,missing_required_header \
   --phases examples,coverage,fuzzing,stateful \
@@ -88,7 +91,7 @@ status=0
   --request-timeout 10 \
   --suppress-health-check too_slow,filter_too_much \
   --report junit --report-junit-path "$target_dir/schemathesis/junit.xml" \
-  --no-color 2>&1 | tee "$work/schemathesis.log" || status=$?
+  --no-color) 2>&1 | tee "$work/schemathesis.log" || status=$?
 
 if grep -qiE "panicked|internal error" "$work/server.log"; then
   echo "== the server logged errors:"
