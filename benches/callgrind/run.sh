@@ -44,7 +44,7 @@ enabled = true
 requests_per_second = 1000000
 burst = 1000000
 TOML
-cp oms.toml "$work/oms.toml"
+cp "${OMS_CONFIG:-oms.toml}" "$work/oms.toml"
 
 variant_env() {
   case $1 in
