@@ -20,7 +20,7 @@ use crate::audit::{AuditPipeline, AuditSink, AuditStats};
 use crate::cache::{CacheStats, ReadCache};
 use crate::config::{Config, ConfigError};
 use crate::db::{Database, PoolError, StatementObserver, migration, scope};
-use crate::domain::OrderService;
+use crate::domain::{IdempotencyPurge, OrderService};
 use crate::metrics::{MetricsRecorder, SlowLog, SystemMonitor};
 use crate::plugin::{
     self, PluginError, PoolContext, PoolPlugin, RecorderPlugin, SinkContext, SinkPlugin,
@@ -77,6 +77,9 @@ pub struct AppState {
     pub slow: SlowLog,
     /// Host and process resources.
     pub system: Arc<SystemMonitor>,
+    /// Deletes expired idempotency keys in the background
+    /// (`orders.idempotency_purge_interval_s`; `None` when that is 0).
+    pub idempotency_purge: Option<IdempotencyPurge>,
 }
 
 impl AppState {
@@ -150,9 +153,19 @@ impl OmsBuilder {
             .await
             .map_err(|e| OmsError::Audit(e.to_string()))?;
 
+        let orders = OrderService::new(db.clone(), &config.orders);
+        let idempotency_purge = match config.orders.idempotency_purge_interval_s {
+            0 => None,
+            secs => Some(IdempotencyPurge::start(
+                orders.clone(),
+                Duration::from_secs(secs),
+            )),
+        };
+
         Ok(Oms {
             state: Arc::new(AppState {
-                orders: OrderService::new(db.clone(), &config.orders),
+                orders,
+                idempotency_purge,
                 cache: ReadCache::new(&config.cache),
                 slow: SlowLog::new(config.metrics.slow_request_log_size),
                 config: Arc::new(config),
@@ -236,6 +249,7 @@ impl Oms {
     /// the pool. Call after the server has stopped accepting and drained
     /// its requests.
     pub async fn shutdown(&self) {
+        self.stop_background_tasks();
         self.state.audit.shutdown().await;
         self.state.db.pool().close().await;
     }
@@ -246,12 +260,21 @@ impl Oms {
     /// pool stops waiting for connections stuck in statements.
     pub async fn shutdown_within(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
+        self.stop_background_tasks();
         self.state.audit.shutdown_within(limit).await;
         if tokio::time::timeout_at(deadline, self.state.db.pool().close())
             .await
             .is_err()
         {
             tracing::warn!("shutdown deadline passed while closing the pool; exiting anyway");
+        }
+    }
+
+    /// Stops the background work that uses the database (the idempotency
+    /// purge), before the pool closes.
+    fn stop_background_tasks(&self) {
+        if let Some(purge) = &self.state.idempotency_purge {
+            purge.stop();
         }
     }
 }

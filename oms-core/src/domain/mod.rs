@@ -22,6 +22,7 @@ pub mod money;
 mod order;
 mod page;
 mod product;
+mod purge;
 mod service;
 mod sql;
 mod status;
@@ -40,5 +41,6 @@ pub use order::{
 };
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 pub use product::{NewProduct, Product, ProductPatch, StockMove};
+pub use purge::IdempotencyPurge;
 pub use service::OrderService;
 pub use status::{Action, EventType, OrderStatus, UnknownName};

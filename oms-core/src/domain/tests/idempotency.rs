@@ -211,6 +211,53 @@ async fn expired_keys_are_replaced_and_purged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_task_deletes_expired_keys_and_keeps_live_ones() {
+    let expiring = OrdersConfig {
+        idempotency_ttl_s: 0,
+        ..OrdersConfig::default()
+    };
+    for t in TestDb::all_with(&expiring).await {
+        t.product("A", 100, "EUR", 10).await;
+        let input = order("c", "EUR", &[("A", 1)]);
+        for key in ["k1", "k2"] {
+            t.svc
+                .create_order_idempotent("u", key, &hash_of(r#"{"a":1}"#), input.clone(), render)
+                .await
+                .unwrap();
+        }
+        // A key with the default TTL, stored through a second service on the
+        // same database: the purge must leave it alone.
+        let keeping =
+            crate::domain::OrderService::new(t.svc.database().clone(), &OrdersConfig::default());
+        keeping
+            .create_order_idempotent("u", "live", &hash_of(r#"{"a":1}"#), input.clone(), render)
+            .await
+            .unwrap();
+        assert_eq!(t.count("idempotency_keys").await, 3);
+
+        let purge = crate::domain::IdempotencyPurge::start(
+            t.svc.clone(),
+            std::time::Duration::from_millis(20),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while t.count("idempotency_keys").await > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purge task never ran"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(purge);
+        let replay = keeping
+            .create_order_idempotent("u", "live", &hash_of(r#"{"a":1}"#), input.clone(), render)
+            .await
+            .unwrap();
+        assert!(replay.is_replayed(), "the live key was purged");
+        t.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_same_key_creates_one_order() {
     for t in TestDb::all().await {
         t.product("A", 100, "EUR", 100).await;
