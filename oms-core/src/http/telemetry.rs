@@ -202,7 +202,8 @@ impl Buf {
     /// Appends `d` in milliseconds with exactly three decimals (`0.412`),
     /// rounded to the nearest microsecond.
     fn push_ms(&mut self, d: Duration) {
-        let micros = d.as_nanos().saturating_add(500) / 1000;
+        // u64 arithmetic (u128 division is a library call): 584,000 years.
+        let micros = u64::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u64::MAX);
         let mut digits = [0u8; 40];
         let mut at = digits.len();
         let mut rest = micros;
