@@ -15,23 +15,11 @@ use salvo::conn::{Acceptor, TcpListener};
 use salvo::server::ServerHandle;
 use sea_orm::ConnectionTrait;
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+mod backend;
 
-/// The backends to run on: SQLite always, PostgreSQL when configured.
-/// Says plainly when PostgreSQL is skipped.
-pub fn backends(test: &str) -> Vec<Backend> {
-    if std::env::var("OMS_TEST_POSTGRES_URL").is_ok() {
-        vec![Backend::Sqlite, Backend::Postgres]
-    } else {
-        eprintln!("SKIPPED (PostgreSQL): {test}: OMS_TEST_POSTGRES_URL is not set");
-        vec![Backend::Sqlite]
-    }
-}
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use backend::{Backend, backends};
 
 /// A database made for one test and removed afterwards.
 pub struct TestDb {

@@ -141,23 +141,12 @@ pub fn spawn(url: &str, dir: &Path, env: &[(&str, &str)]) -> Server {
     server
 }
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+#[path = "../../../tests/common/backend.rs"]
+mod backend;
 
-/// SQLite always, PostgreSQL when `OMS_TEST_POSTGRES_URL` is set (says so
-/// plainly when it is skipped).
-pub fn backends(test: &str) -> Vec<Backend> {
-    if std::env::var("OMS_TEST_POSTGRES_URL").is_ok() {
-        vec![Backend::Sqlite, Backend::Postgres]
-    } else {
-        eprintln!("SKIPPED (PostgreSQL): {test}: OMS_TEST_POSTGRES_URL is not set");
-        vec![Backend::Sqlite]
-    }
-}
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use backend::{Backend, backends};
 
 /// A database made for one test, with a scratch directory; a PostgreSQL
 /// database is dropped by [`drop_db`](Self::drop_db).
