@@ -18,29 +18,17 @@
 
 #![allow(missing_docs)]
 
-use std::path::Path;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oms::core::audit::AuditEvent;
 use oms::core::audit::query::insert_statements;
-use oms::core::config::Config;
 use oms::core::db::{Database, Statement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 
 const EVENTS: usize = 500;
-
-fn config(dir: &Path) -> Config {
-    let mut cfg = Config {
-        base_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    cfg.database.url = Some(format!(
-        "sqlite://{}?mode=rwc",
-        dir.join("oms.db").display()
-    ));
-    cfg
-}
 
 fn events() -> Vec<AuditEvent> {
     (0..EVENTS)
@@ -158,7 +146,11 @@ fn batch(c: &mut Criterion) {
         .expect("tokio runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let oms = rt
-        .block_on(oms::Oms::builder().config(config(dir.path())).build())
+        .block_on(
+            oms::Oms::builder()
+                .config(support::sqlite_config(dir.path()))
+                .build(),
+        )
         .expect("build the OMS on SQLite");
     let db = oms.database().clone();
     let backend = db.backend();
@@ -194,10 +186,7 @@ fn batch(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = batch
 }
 criterion_main!(benches);

@@ -13,11 +13,12 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oms::core::cache::Cached;
@@ -27,14 +28,7 @@ use oms::core::domain::NewProduct;
 const PRODUCTS: usize = 100;
 
 fn config(dir: &Path) -> Config {
-    let mut cfg = Config {
-        base_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    cfg.database.url = Some(format!(
-        "sqlite://{}?mode=rwc",
-        dir.join("oms.db").display()
-    ));
+    let mut cfg = support::sqlite_config(dir);
     cfg.cache.ttl_ms = 3_600_000;
     cfg
 }
@@ -129,10 +123,7 @@ fn cache(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = cache
 }
 criterion_main!(benches);

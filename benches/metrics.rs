@@ -17,6 +17,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -227,10 +229,7 @@ fn exposition(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = per_request, exposition
 }
 

@@ -27,6 +27,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -76,14 +78,7 @@ impl Step {
     }
 
     fn config(self, dir: &Path) -> Config {
-        let mut cfg = Config {
-            base_dir: dir.to_path_buf(),
-            ..Config::default()
-        };
-        cfg.database.url = Some(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("oms.db").display()
-        ));
+        let mut cfg = support::sqlite_config(dir);
         cfg.cache.ttl_ms = 3_600_000;
         cfg.audit.sink = "null".to_owned();
         cfg.metrics.enabled = !matches!(self, Step::Bare | Step::Telemetry);

@@ -11,13 +11,12 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
-use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use oms::core::config::Config;
 use oms::core::db::Database;
 use oms::core::domain::{NewOrder, NewOrderItem, NewProduct, Order, OrderItem, OrderStatus};
 use sea_orm::prelude::ChronoDateTimeUtc;
@@ -26,18 +25,6 @@ use uuid::Uuid;
 
 const ORDERS: usize = 100;
 const ITEMS: usize = 10;
-
-fn config(dir: &Path) -> Config {
-    let mut cfg = Config {
-        base_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    cfg.database.url = Some(format!(
-        "sqlite://{}?mode=rwc",
-        dir.join("oms.db").display()
-    ));
-    cfg
-}
 
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(sea_orm::DatabaseBackend::Sqlite, sql, values)
@@ -108,7 +95,11 @@ fn queries(c: &mut Criterion) {
         .expect("tokio runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let oms = rt
-        .block_on(oms::Oms::builder().config(config(dir.path())).build())
+        .block_on(
+            oms::Oms::builder()
+                .config(support::sqlite_config(dir.path()))
+                .build(),
+        )
         .expect("build the OMS on SQLite");
     let orders = oms.state().orders.clone();
     let db = oms.database().clone();
@@ -185,10 +176,7 @@ fn queries(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = queries
 }
 criterion_main!(benches);
