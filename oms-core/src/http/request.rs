@@ -91,7 +91,18 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     match result {
-        Ok(value) => de.end().map(|()| value).map_err(malformed),
+        Ok(value) => {
+            de.end().map_err(malformed)?;
+            // serde's derived structs also accept a JSON array (fields by
+            // position); every body of the API is an object.
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::validation(vec![FieldError {
+                    field: "body".to_owned(),
+                    message: "expected a JSON object".to_owned(),
+                }]));
+            }
+            Ok(value)
+        }
         Err(err) => {
             // A shape error reported before the parser reached a syntax
             // error further on: syntax comes first (API.md's check order).
@@ -288,5 +299,8 @@ mod tests {
         let e = parse_json::<T>(br#"{"items": [], "itemz": 1}"#).expect_err("unknown");
         assert_eq!(e.code, "validation_failed");
         assert!(e.errors[0].message.contains("itemz"), "{:?}", e.errors);
+        let e = parse_json::<T>(br#" [[]]"#).expect_err("an array, not an object");
+        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        assert_eq!(e.errors[0].field, "body");
     }
 }
