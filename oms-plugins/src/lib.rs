@@ -6,7 +6,7 @@
 //! | kind | name | what |
 //! |---|---|---|
 //! | pool | `sea-orm` | sea-orm/sqlx pool for SQLite (WAL) and PostgreSQL |
-//! | audit sink | `database` | one JSON-expanded insert per batch into `audit_events` |
+//! | audit sink | `database` | batched multi-row inserts into `audit_events`, one transaction per batch |
 //! | audit sink | `jsonl` | JSON lines appended to a file (`[audit.jsonl]`) |
 //! | audit sink | `nats` | NATS JetStream, acks awaited per batch (`[audit.nats]`) |
 //! | audit sink | `stdout` | JSON lines on standard output |

@@ -3,9 +3,11 @@
 //!
 //! Pages are newest first by `(at, id)` and keyset-paginated: the cursor
 //! holds the `(at, id)` of the last item, and the next page is the rows
-//! strictly before it, served by the index `idx_audit_at (at, id)`, which
-//! filtered pages walk too (the `actor` and `status` indexes were dropped by
-//! migration `m20261128_000002`: every audited request paid for them on
+//! strictly before it, served by the table's order on SQLite (clustered by
+//! `(at, id)`, migration `m20261128_000003`) and by the index
+//! `idx_audit_at (at, id)` on PostgreSQL; filtered pages walk the same
+//! order (the `actor` and `status` indexes were dropped by migration
+//! `m20261128_000002`: every audited request paid for them on
 //! insert). One statement per page.
 //!
 //! ```no_run
@@ -20,6 +22,8 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult, Statement, Value};
@@ -52,25 +56,77 @@ const COLUMNS: [&str; 14] = [
     "response_bytes",
 ];
 
-/// Most events one insert statement carries. A batch is one statement up
-/// to this size; larger ones (spill replays) are split and the statements
-/// run in one transaction. It bounds the JSON document (about 300 bytes an
-/// event), not the statement shape, which never changes.
+/// Most events one PostgreSQL insert statement carries. A batch is one
+/// statement up to this size; larger ones (spill replays) are split and the
+/// statements run in one transaction. It bounds the JSON document (about
+/// 300 bytes an event), not the statement shape, which never changes.
 pub const ROWS_PER_INSERT: usize = 4096;
 
-/// The insert for SQLite: the rows come in one JSON array parameter, which
-/// `jsonb_each` expands (parsed once; each row is a JSONB value, so `->>`
-/// reads fields without re-parsing text as `json_each` rows would). The
-/// `id` travels as 32 hex digits and is stored as the 16-byte blob the
-/// driver binds for a `Uuid` (what `GET /v1/audit` reads and compares).
-/// `WHERE true` keeps the upsert clause unambiguous after a `SELECT`.
-const SQLITE_INSERT: &str = "INSERT INTO audit_events \
-(id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
-SELECT unhex(value ->> 'id'), value ->> 'at', value ->> 'request_id', value ->> 'actor', \
-value ->> 'method', value ->> 'route', value ->> 'path', value ->> 'status', \
-value ->> 'duration_us', value ->> 'db_us', value ->> 'client_ip', value ->> 'user_agent', \
-value ->> 'request_bytes', value ->> 'response_bytes' \
-FROM jsonb_each(?) WHERE true ON CONFLICT (id) DO NOTHING";
+/// Most rows one SQLite insert binds (14 parameters a row; SQLite allows
+/// 32,766). Smaller remainders are split into powers of two, so a
+/// connection prepares at most eight statement shapes and reuses them.
+pub const SQLITE_ROWS_PER_INSERT: usize = 128;
+
+/// The SQLite insert of `rows` rows (a power of two up to
+/// [`SQLITE_ROWS_PER_INSERT`]): multi-row `VALUES` with one bound parameter
+/// per column. Binding is cheaper on SQLite than expanding one JSON
+/// parameter, whose `jsonb_each` and `->>` field reads cost 1.5x as much
+/// per row (`benches/batch.rs`). Each shape's text is built once per
+/// process.
+fn sqlite_insert_sql(rows: usize) -> &'static str {
+    const SHAPES: usize = SQLITE_ROWS_PER_INSERT.trailing_zeros() as usize + 1;
+    static SQL: [OnceLock<String>; SHAPES] = [const { OnceLock::new() }; SHAPES];
+    let shape = (rows.trailing_zeros() as usize).min(SHAPES - 1);
+    SQL[shape].get_or_init(|| {
+        let row = format!("({})", ["?"; COLUMNS.len()].join(", "));
+        format!(
+            "INSERT INTO audit_events ({}) VALUES {} ON CONFLICT DO NOTHING",
+            COLUMNS.join(", "),
+            vec![row; 1 << shape].join(", ")
+        )
+    })
+}
+
+/// The SQLite statements storing `events`: [`SQLITE_ROWS_PER_INSERT`]-row
+/// inserts, then the remainder in power-of-two pieces.
+fn sqlite_inserts(events: &[AuditEvent]) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    let mut rest = events;
+    while !rest.is_empty() {
+        let take = if rest.len() >= SQLITE_ROWS_PER_INSERT {
+            SQLITE_ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(take);
+        let mut values = Vec::with_capacity(chunk.len() * COLUMNS.len());
+        for e in chunk {
+            values.extend([
+                Value::from(e.id),
+                Value::from(e.at_ms),
+                Value::from(e.request_id.as_str()),
+                Value::from(e.actor.as_str()),
+                Value::from(e.method.as_str()),
+                Value::from(e.route.as_str()),
+                Value::from(e.path.as_str()),
+                Value::from(i32::from(e.status)),
+                Value::from(saturating_i64(e.duration_us)),
+                Value::from(saturating_i64(e.db_us)),
+                Value::from(e.client_ip.as_str()),
+                Value::from(e.user_agent.as_str()),
+                Value::from(saturating_i64(e.request_bytes)),
+                Value::from(saturating_i64(e.response_bytes)),
+            ]);
+        }
+        statements.push(Statement::from_sql_and_values(
+            DatabaseBackend::Sqlite,
+            sqlite_insert_sql(take),
+            values,
+        ));
+        rest = tail;
+    }
+    statements
+}
 
 /// The insert for PostgreSQL: `json_to_recordset` turns the JSON array
 /// parameter into typed rows in one pass.
@@ -139,15 +195,20 @@ fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
     serde_json::to_string(&Rows(events))
 }
 
-/// The `INSERT ... ON CONFLICT (id) DO NOTHING` statements storing
-/// `events`: one per [`ROWS_PER_INSERT`] events, each with a single bound
-/// parameter, the events as a JSON array that the database expands into
-/// rows (`jsonb_each` on SQLite, `json_to_recordset` on PostgreSQL). The
-/// SQL text never changes, so each connection prepares it once; binding one
-/// text value instead of fourteen per row is what makes it cheap.
-/// Re-inserting an event already stored is a no-op, which makes retries
-/// and spill replays idempotent. Empty for no events.
+/// The `INSERT ... ON CONFLICT DO NOTHING` statements storing `events`.
 ///
+/// - PostgreSQL: one statement per [`ROWS_PER_INSERT`] events, each with a
+///   single bound parameter, the events as a JSON array that
+///   `json_to_recordset` expands into rows: one parse, one prepared shape,
+///   one bind instead of fourteen per row.
+/// - SQLite: multi-row `VALUES` with a bound parameter per column, at most
+///   [`SQLITE_ROWS_PER_INSERT`] rows a statement, remainders in
+///   power-of-two pieces (300 events: 128 + 128 + 32 + 8 + 4). SQLite
+///   binds in-process, so the bound form is its cheapest.
+///
+/// Re-inserting an event already stored is a no-op, which makes retries
+/// and spill replays idempotent. Empty for no events. Several statements
+/// belong in one transaction (the `database` sink runs them so).
 ///
 /// # Errors
 /// Only if serde_json fails to serialise strings and integers, which it
@@ -157,7 +218,8 @@ fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
 /// use oms_core::audit::{AuditEvent, query::insert_statements};
 /// use sea_orm::DatabaseBackend;
 /// let events: Vec<_> = (0..300).map(|_| AuditEvent::example()).collect();
-/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events)?.len(), 1);
+/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events)?.len(), 1);
+/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events)?.len(), 5);
 /// assert!(insert_statements(DatabaseBackend::Postgres, &[])?.is_empty());
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -165,17 +227,16 @@ pub fn insert_statements(
     backend: DatabaseBackend,
     events: &[AuditEvent],
 ) -> Result<Vec<Statement>, serde_json::Error> {
-    let sql = match backend {
-        DatabaseBackend::Postgres => POSTGRES_INSERT,
-        _ => SQLITE_INSERT,
-    };
+    if backend != DatabaseBackend::Postgres {
+        return Ok(sqlite_inserts(events));
+    }
     events
         .chunks(ROWS_PER_INSERT)
         .map(|chunk| {
             let rows = rows_json(chunk)?;
             Ok(Statement::from_sql_and_values(
                 backend,
-                sql,
+                POSTGRES_INSERT,
                 [Value::from(rows)],
             ))
         })
@@ -424,10 +485,12 @@ fn page_statement(
         and(&mut q, "at >= ?", vec![Value::from(since)]);
     }
     if let Some((at, id)) = after {
+        // A row-value comparison: both databases seek the `(at, id)` order
+        // to it, where the equivalent `OR` form scans from the newest row.
         and(
             &mut q,
-            "(at < ? OR (at = ? AND id < ?))",
-            vec![Value::from(at), Value::from(at), Value::from(id)],
+            "(at, id) < (?, ?)",
+            vec![Value::from(at), Value::from(id)],
         );
     }
     q.push(
@@ -529,12 +592,12 @@ mod tests {
         );
         assert!(
             pg.sql
-                .contains("actor = $1 AND status = $2 AND (at < $3 OR (at = $4 AND id < $5))"),
+                .contains("actor = $1 AND status = $2 AND (at, id) < ($3, $4)"),
             "{}",
             pg.sql
         );
-        assert!(pg.sql.ends_with("LIMIT $6"), "{}", pg.sql);
-        assert_eq!(pg.values.as_ref().map(|v| v.0.len()), Some(6));
+        assert!(pg.sql.ends_with("LIMIT $5"), "{}", pg.sql);
+        assert_eq!(pg.values.as_ref().map(|v| v.0.len()), Some(5));
         let lite = page_statement(DatabaseBackend::Sqlite, &AuditFilter::default(), 10, None);
         assert!(
             lite.sql.ends_with("ORDER BY at DESC, id DESC LIMIT ?"),
@@ -544,26 +607,51 @@ mod tests {
     }
 
     #[test]
-    fn inserts_carry_the_rows_as_one_json_parameter() {
+    fn postgres_inserts_carry_the_rows_as_one_json_parameter() {
         let mut e = AuditEvent::example();
         e.request_bytes = u64::MAX;
         e.path = "/v1/\"quoted\"/\u{e9}".into();
         let events = vec![e.clone(); ROWS_PER_INSERT + 1];
-        for backend in [DatabaseBackend::Sqlite, DatabaseBackend::Postgres] {
-            let inserts = insert_statements(backend, &events).unwrap();
-            assert_eq!(inserts.len(), 2, "split at ROWS_PER_INSERT");
-            assert_eq!(inserts[0].sql, inserts[1].sql, "one statement shape");
-            let values = &inserts[1].values.as_ref().unwrap().0;
-            let [Value::String(Some(json))] = values.as_slice() else {
-                panic!("one text parameter: {values:?}");
-            };
-            let rows: serde_json::Value = serde_json::from_str(json).unwrap();
-            let row = &rows[0];
-            assert_eq!(row["id"], e.id.simple().to_string());
-            assert_eq!(row["at"], e.at_ms);
-            assert_eq!(row["path"], e.path);
-            assert_eq!(row["request_bytes"], i64::MAX, "saturated to BIGINT");
+        let inserts = insert_statements(DatabaseBackend::Postgres, &events).unwrap();
+        assert_eq!(inserts.len(), 2, "split at ROWS_PER_INSERT");
+        assert_eq!(inserts[0].sql, inserts[1].sql, "one statement shape");
+        let values = &inserts[1].values.as_ref().unwrap().0;
+        let [Value::String(Some(json))] = values.as_slice() else {
+            panic!("one text parameter: {values:?}");
+        };
+        let rows: serde_json::Value = serde_json::from_str(json).unwrap();
+        let row = &rows[0];
+        assert_eq!(row["id"], e.id.simple().to_string());
+        assert_eq!(row["at"], e.at_ms);
+        assert_eq!(row["path"], e.path);
+        assert_eq!(row["request_bytes"], i64::MAX, "saturated to BIGINT");
+        assert!(
+            insert_statements(DatabaseBackend::Postgres, &[])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn sqlite_inserts_bind_every_column_in_power_of_two_shapes() {
+        let mut e = AuditEvent::example();
+        e.request_bytes = u64::MAX;
+        // 2 x 128 + 64 + 8 + 2 + 1 rows.
+        let events = vec![e.clone(); 2 * SQLITE_ROWS_PER_INSERT + 75];
+        let inserts = insert_statements(DatabaseBackend::Sqlite, &events).unwrap();
+        let rows: Vec<usize> = inserts
+            .iter()
+            .map(|s| s.values.as_ref().unwrap().0.len() / COLUMNS.len())
+            .collect();
+        assert_eq!(rows, [128, 128, 64, 8, 2, 1]);
+        for (statement, n) in inserts.iter().zip(&rows) {
+            assert_eq!(statement.sql.matches('?').count(), n * COLUMNS.len());
+            assert!(statement.sql.ends_with(" ON CONFLICT DO NOTHING"));
         }
+        assert_eq!(inserts[0].sql, inserts[1].sql, "one text per shape");
+        let values = &inserts[5].values.as_ref().unwrap().0;
+        assert_eq!(values[0], Value::from(e.id));
+        assert_eq!(values[12], Value::from(i64::MAX), "saturated to BIGINT");
         assert!(
             insert_statements(DatabaseBackend::Sqlite, &[])
                 .unwrap()

@@ -1,13 +1,14 @@
 //! The `database` sink: audit events as rows of `audit_events`, the table
 //! `GET /v1/audit` reads.
 //!
-//! One `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING` per batch, the
-//! rows bound as a single JSON array parameter that the database expands
-//! (`oms_core::audit::query::insert_statements`; batches over
-//! `ROWS_PER_INSERT` events are split, in one transaction then), through the
-//! configured pool. Inserting an event
-//! already stored is a no-op, so retries and spill replays never duplicate
-//! rows. Each batch commits: [`flush`](AuditSink::flush) has nothing to do.
+//! Each batch is written by the statements of
+//! `oms_core::audit::query::insert_statements` through the configured pool:
+//! on PostgreSQL one insert expanding a JSON array parameter, on SQLite
+//! multi-row inserts with bound values; several statements share one
+//! transaction, so a batch is stored whole or not at all. Inserting an
+//! event already stored is a no-op, so retries and spill replays never
+//! duplicate rows. Each batch commits: [`flush`](AuditSink::flush) has
+//! nothing to do.
 
 use std::sync::Arc;
 
@@ -94,7 +95,7 @@ fn build<'a>(ctx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Arc<dyn AuditSink
 inventory::submit! {
     SinkPlugin {
         name: NAME,
-        description: "audit events as rows of the audit_events table (one JSON-expanded insert per batch, idempotent)",
+        description: "audit events as rows of the audit_events table (multi-row inserts, one transaction per batch, idempotent)",
         settings: oms_core::plugin::no_settings,
         check: None,
         build,

@@ -9,6 +9,7 @@
 
 mod m20261128_000001_initial;
 mod m20261128_000002_audit_filter_indexes;
+mod m20261128_000003_audit_clustered;
 
 use sea_orm_migration::prelude::*;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_initial::Migration),
             Box::new(m20261128_000002_audit_filter_indexes::Migration),
+            Box::new(m20261128_000003_audit_clustered::Migration),
         ]
     }
 }
@@ -32,4 +34,71 @@ impl MigratorTrait for Migrator {
 /// The database error of the first migration that fails.
 pub async fn migrate(conn: &sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     Migrator::up(conn, None).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+    use super::*;
+
+    async fn one_i64(conn: &DatabaseConnection, sql: &str) -> i64 {
+        let row = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    async fn clustered(conn: &DatabaseConnection) -> i64 {
+        one_i64(
+            conn,
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_events' AND sql LIKE '%WITHOUT ROWID%'",
+        )
+        .await
+    }
+
+    /// An existing SQLite database keeps its audit rows through the rebuild
+    /// of `audit_events` (000003), up and down.
+    #[tokio::test]
+    async fn the_audit_table_is_rebuilt_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let conn = Database::connect(url).await.unwrap();
+        Migrator::up(&conn, Some(2)).await.unwrap();
+        conn.execute_unprepared(
+            "INSERT INTO audit_events VALUES \
+             (x'0192f8a07c1e7d2a9c3b5e6f7a8b9c0d', 1795874400000, 'r1', 'ops', 'GET', '/health', '/health', 200, 10, 0, '127.0.0.1', 'ua', 0, 15), \
+             (x'0192f8a07c1e7d2a9c3b5e6f7a8b9c0e', 1795874400001, 'r2', 'ops', 'POST', '/v1/orders', '/v1/orders', 201, 90, 40, '127.0.0.1', 'ua', 120, 400)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(clustered(&conn).await, 0);
+
+        Migrator::up(&conn, None).await.unwrap();
+        assert_eq!(clustered(&conn).await, 1);
+        assert_eq!(one_i64(&conn, "SELECT COUNT(*) FROM audit_events").await, 2);
+        assert_eq!(
+            one_i64(
+                &conn,
+                "SELECT response_bytes FROM audit_events WHERE request_id = 'r2'"
+            )
+            .await,
+            400
+        );
+
+        Migrator::down(&conn, Some(1)).await.unwrap();
+        assert_eq!(clustered(&conn).await, 0);
+        assert_eq!(one_i64(&conn, "SELECT COUNT(*) FROM audit_events").await, 2);
+        assert_eq!(
+            one_i64(
+                &conn,
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'idx_audit_at'"
+            )
+            .await,
+            1
+        );
+    }
 }
