@@ -13,7 +13,7 @@ pub mod migration;
 mod pool;
 pub mod scope;
 
-pub use database::{Database, IsTransient};
+pub use database::{Database, IsTransient, WriteLease, WriteTurnGuard};
 pub use error::{DbError, PoolError};
 pub use pool::{ConnectionPool, Lease, PoolStats, PooledConnection, StatementObserver};
 pub use scope::DbCounters;

@@ -63,7 +63,7 @@ pub(super) async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), 
 pub(super) async fn performance(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
     let snapshot = state.recorder.snapshot();
-    let pool = state.db.pool().stats();
+    let pool = state.db.pool_stats();
     let audit = state.audit_stats();
     let routes: serde_json::Map<String, serde_json::Value> = snapshot
         .routes
@@ -116,7 +116,7 @@ pub(super) async fn performance(depot: &mut Depot, res: &mut Response) -> Result
 pub(super) async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
     let mut text = state.recorder.render_prometheus();
-    let pool = state.db.pool().stats();
+    let pool = state.db.pool_stats();
     let audit = state.audit_stats();
     let cache = state.cache_stats();
     let system = state.system.snapshot();

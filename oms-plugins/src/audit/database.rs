@@ -5,7 +5,9 @@
 //! `oms_core::audit::query::insert_statements` through the configured pool:
 //! on PostgreSQL one insert expanding a JSON array parameter, on SQLite
 //! multi-row inserts with bound values; several statements share one
-//! transaction, so a batch is stored whole or not at all. Inserting an
+//! transaction, so a batch is stored whole or not at all; on SQLite the
+//! batch waits for the process's write turn first, like every writer
+//! (`Database::write_turn`). Inserting an
 //! event already stored is a no-op, so retries and spill replays never
 //! duplicate rows. Each batch commits: [`flush`](AuditSink::flush) has
 //! nothing to do.
@@ -63,23 +65,26 @@ impl AuditSink for DatabaseAuditSink {
 
     async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
         let mut statements = insert_statements(self.db.backend(), events).map_err(write_err)?;
-        match statements.len() {
-            0 => Ok(()),
-            1 => {
-                let statement = statements.pop().ok_or_else(|| write_err("no statement"))?;
-                let conn = self.db.acquire().await.map_err(write_err)?;
-                conn.execute_raw(statement).await.map_err(write_err)?;
-                Ok(())
-            }
+        if statements.is_empty() {
+            return Ok(());
+        }
+        // On SQLite, queue with the domain's writers rather than sleep in
+        // the busy handler holding a connection.
+        let _turn = self.db.write_turn().await.map_err(write_err)?;
+        if statements.len() > 1 {
             // All or none: the chunks of one batch share a transaction.
-            _ => self
+            return self
                 .db
                 .pool()
                 .execute_batch(statements)
                 .await
                 .map(drop)
-                .map_err(write_err),
+                .map_err(write_err);
         }
+        let statement = statements.pop().ok_or_else(|| write_err("no statement"))?;
+        let conn = self.db.acquire().await.map_err(write_err)?;
+        conn.execute_raw(statement).await.map_err(write_err)?;
+        Ok(())
     }
 
     async fn flush(&self) -> Result<(), AuditError> {

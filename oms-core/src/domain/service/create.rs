@@ -67,7 +67,7 @@ impl OrderService {
         input: &NewOrder,
         store: Option<&Store<'_>>,
     ) -> Result<Created, DomainError> {
-        let conn = self.db.acquire().await?;
+        let conn = self.db.acquire_writer().await?;
         let txn = begin_write(&conn).await?;
         match self.create_in(&txn, actor, input, store).await {
             Ok(Attempt::Created(created)) => {

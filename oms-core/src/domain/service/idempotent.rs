@@ -53,7 +53,7 @@ impl OrderService {
         let claimed = self
             .db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 idempotency::claim(&*conn, &scope, key, &hash, self.idempotency_ttl_ms).await
             })
             .await?;
@@ -92,7 +92,7 @@ impl OrderService {
                 let stored = self
                     .db
                     .retry(|| async {
-                        let conn = self.db.acquire().await?;
+                        let conn = self.db.acquire_writer().await?;
                         idempotency::store(&*conn, &scope, key, &claim_id, status, &body).await
                     })
                     .await;
@@ -112,7 +112,7 @@ impl OrderService {
     pub async fn purge_expired_idempotency_keys(&self) -> Result<u64, DomainError> {
         self.db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 idempotency::purge_expired(&*conn, now_ms()).await
             })
             .await
@@ -122,7 +122,7 @@ impl OrderService {
         let released = self
             .db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 idempotency::release(&*conn, scope, key, claim_id).await
             })
             .await;

@@ -29,7 +29,7 @@ impl OrderService {
         let inserted = self
             .db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 sql::exec(
                     &*conn,
                     "INSERT INTO products (sku, name, price_minor, currency, available, reserved, \
@@ -148,7 +148,7 @@ impl OrderService {
         }
         self.db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 let mut values: Vec<Value> = vec![
                     patch.name.clone().into(),
                     patch.price_minor.into(),
@@ -207,7 +207,7 @@ impl OrderService {
         };
         self.db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 // A refusal diagnosed after a concurrent change is re-checked.
                 for _ in 0..3 {
                     let mut values: Vec<Value> = vec![

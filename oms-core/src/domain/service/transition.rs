@@ -45,7 +45,7 @@ impl OrderService {
         .validate()?;
         self.db
             .retry(|| async {
-                let conn = self.db.acquire().await?;
+                let conn = self.db.acquire_writer().await?;
                 let txn = begin_write(&conn).await?;
                 match transition_in(&txn, id, action, actor, reason, if_match).await {
                     Ok(order) => {
