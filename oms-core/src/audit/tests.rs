@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::query::{self, AuditFilter, AuditQueryError};
 use super::*;
 use crate::config::{AuditConfig, OnFull};
-use crate::db::{ConnectionPool, Database, PoolError, PoolStats, PooledConnection};
+use crate::db::Database;
+use crate::db::test_pool::TestPool;
 
 // ---------------------------------------------------------------- sinks
 
@@ -516,29 +517,6 @@ fn spill_file_names_are_sanitised() {
 }
 
 // ---------------------------------------------------------------- queries
-
-/// The smallest pool: one sea-orm connection handle, no lease accounting.
-struct TestPool(DatabaseConnection);
-
-#[async_trait]
-impl ConnectionPool for TestPool {
-    fn name(&self) -> &str {
-        "test"
-    }
-    fn backend(&self) -> DatabaseBackend {
-        self.0.get_database_backend()
-    }
-    async fn acquire(&self) -> Result<PooledConnection, PoolError> {
-        Ok(PooledConnection::new(self.0.clone(), ()))
-    }
-    fn stats(&self) -> PoolStats {
-        PoolStats::default()
-    }
-    async fn ping(&self) -> Result<(), PoolError> {
-        Ok(())
-    }
-    async fn close(&self) {}
-}
 
 async fn sqlite(dir: &tempfile::TempDir) -> Database {
     let url = format!(

@@ -33,25 +33,55 @@ pub struct Database {
 /// writes those sleeping writers held the whole pool: reads queued behind
 /// them for a connection (16 ms mean instead of 0.4 ms) and writes took
 /// turns by timer instead of as soon as the lock was free. Writers of this
-/// process therefore queue here first, in arrival order, and lease a
-/// connection only once it is their turn; the busy handler remains for
-/// other processes on the same file.
+/// process therefore take the `lock` permit first, and lease a connection
+/// only once they hold it; the busy handler remains for other processes on
+/// the same file.
+///
+/// Request writers ([`Database::acquire_writer`]) queue in arrival order
+/// in the `lane` and only its head waits for the `lock`; batch writers
+/// ([`Database::write_turn`], the audit sink) wait for the `lock` directly.
+/// A batch therefore waits for at most one request transaction, not for
+/// every request queued at 1,000 connections (which let the audit queue
+/// fill and block requests on it).
 #[derive(Debug)]
 struct WriteTurn {
-    permit: Arc<Semaphore>,
+    lane: Arc<Semaphore>,
+    lock: Arc<Semaphore>,
     timeout: Duration,
     waiting: AtomicU32,
     timeouts: AtomicU64,
 }
 
 impl WriteTurn {
-    fn new(permit: Arc<Semaphore>, timeout: Duration) -> Arc<Self> {
+    fn new(lane: Arc<Semaphore>, lock: Arc<Semaphore>, timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
-            permit,
+            lane,
+            lock,
             timeout,
             waiting: AtomicU32::new(0),
             timeouts: AtomicU64::new(0),
         })
+    }
+
+    /// The `lock` permit, through the `lane` for request writers.
+    async fn take(&self, through_lane: bool) -> Result<OwnedSemaphorePermit, PoolError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        let wait = async {
+            let _lane = match through_lane {
+                true => Some(self.lane.acquire().await?),
+                false => None,
+            };
+            self.lock.clone().acquire_owned().await
+        };
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(PoolError::Closed),
+            Err(_) => {
+                self.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(PoolError::Timeout(self.timeout))
+            }
+        }
     }
 }
 
@@ -76,7 +106,9 @@ impl Deref for WriteLease {
 /// The write turn, held until dropped ([`Database::write_turn`]); `None`
 /// inside on databases that take concurrent writers.
 #[derive(Debug)]
-pub struct WriteTurnGuard(Option<OwnedSemaphorePermit>);
+pub struct WriteTurnGuard {
+    _permit: Option<OwnedSemaphorePermit>,
+}
 
 /// Decrements the waiting count however the wait ends (also on cancel).
 struct Waiting<'a>(&'a AtomicU32);
@@ -105,8 +137,13 @@ impl Database {
     /// ([`acquire_writer`](Self::acquire_writer)), waiting at most 10 s
     /// for theirs; see [`with_acquire_timeout`](Self::with_acquire_timeout).
     pub fn new(pool: Arc<dyn ConnectionPool>, max_attempts: u32) -> Self {
-        let turn = (pool.backend() == DatabaseBackend::Sqlite)
-            .then(|| WriteTurn::new(Arc::new(Semaphore::new(1)), DEFAULT_TURN_TIMEOUT));
+        let turn = (pool.backend() == DatabaseBackend::Sqlite).then(|| {
+            WriteTurn::new(
+                Arc::new(Semaphore::new(1)),
+                Arc::new(Semaphore::new(1)),
+                DEFAULT_TURN_TIMEOUT,
+            )
+        });
         Self {
             pool,
             max_attempts: max_attempts.max(1),
@@ -120,7 +157,11 @@ impl Database {
     #[must_use]
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         if let Some(turn) = &self.turn {
-            self.turn = Some(WriteTurn::new(turn.permit.clone(), timeout));
+            self.turn = Some(WriteTurn::new(
+                turn.lane.clone(),
+                turn.lock.clone(),
+                timeout,
+            ));
         }
         self
     }
@@ -144,32 +185,27 @@ impl Database {
     }
 
     /// Waits for this process's write turn (SQLite; immediate on
-    /// PostgreSQL), for writes that lease their own connection, such as
-    /// [`ConnectionPool::execute_batch`]. Hold the guard until the write
-    /// has committed.
+    /// PostgreSQL) as a batch writer, for writes that lease their own
+    /// connection, such as [`ConnectionPool::execute_batch`]: it goes ahead
+    /// of request writers queued in [`acquire_writer`](Self::acquire_writer)
+    /// and waits for at most the one whose turn has come. Hold the guard
+    /// until the write has committed.
     ///
     /// # Errors
     /// [`PoolError::Timeout`] when the turn did not come within the acquire
     /// timeout; [`PoolError::Closed`] if the database was closed.
     pub async fn write_turn(&self) -> Result<WriteTurnGuard, PoolError> {
-        let Some(turn) = &self.turn else {
-            return Ok(WriteTurnGuard(None));
+        let permit = match &self.turn {
+            Some(turn) => Some(turn.take(false).await?),
+            None => None,
         };
-        turn.waiting.fetch_add(1, Ordering::Relaxed);
-        let _waiting = Waiting(&turn.waiting);
-        match tokio::time::timeout(turn.timeout, turn.permit.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(WriteTurnGuard(Some(permit))),
-            Ok(Err(_)) => Err(PoolError::Closed),
-            Err(_) => {
-                turn.timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(PoolError::Timeout(turn.timeout))
-            }
-        }
+        Ok(WriteTurnGuard { _permit: permit })
     }
 
     /// Leases a connection for a write transaction: on SQLite after
-    /// waiting for this process's write turn, so that writers queue in
-    /// arrival order without holding connections that readers need.
+    /// waiting for this process's write turn, in arrival order among
+    /// request writers, so that writers do not hold connections that
+    /// readers need while they wait.
     ///
     /// # Errors
     /// As [`write_turn`](Self::write_turn) and [`acquire`](Self::acquire).
@@ -184,7 +220,10 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub async fn acquire_writer(&self) -> Result<WriteLease, PoolError> {
-        let WriteTurnGuard(turn) = self.write_turn().await?;
+        let turn = match &self.turn {
+            Some(turn) => Some(turn.take(true).await?),
+            None => None,
+        };
         let conn = self.pool.acquire().await?;
         Ok(WriteLease { conn, _turn: turn })
     }
@@ -241,5 +280,74 @@ pub trait IsTransient {
 impl IsTransient for PoolError {
     fn is_transient(&self) -> bool {
         PoolError::is_transient(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::db::test_pool::TestPool;
+
+    async fn sqlite() -> Database {
+        let conn = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Database::new(Arc::new(TestPool(conn)), 3)
+    }
+
+    /// Yields until `n` writers wait for the turn.
+    async fn until_waiting(db: &Database, n: u32) {
+        while db.pool_stats().waiting < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_writer_waits_for_one_request_writer_not_the_queue() {
+        let db = sqlite().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = db.acquire_writer().await.unwrap();
+        let mut tasks = Vec::new();
+        for name in ["request 1", "request 2", "request 3"] {
+            let (db, order) = (db.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _lease = db.acquire_writer().await.unwrap();
+                order.lock().unwrap().push(name);
+            }));
+        }
+        until_waiting(&db, 3).await;
+        let (db2, order2) = (db.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let _turn = db2.write_turn().await.unwrap();
+            order2.lock().unwrap().push("batch");
+        }));
+        until_waiting(&db, 4).await;
+        drop(first);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["request 1", "batch", "request 2", "request 3"]
+        );
+        assert_eq!(db.pool_stats().waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_does_not_come_in_time_is_a_counted_timeout() {
+        let db = sqlite()
+            .await
+            .with_acquire_timeout(Duration::from_millis(30));
+        let held = db.write_turn().await.unwrap();
+        assert!(matches!(
+            db.acquire_writer().await,
+            Err(PoolError::Timeout(_))
+        ));
+        assert!(matches!(db.write_turn().await, Err(PoolError::Timeout(_))));
+        let stats = db.pool_stats();
+        assert_eq!((stats.timeouts, stats.waiting), (2, 0));
+        drop(held);
+        assert!(db.acquire_writer().await.is_ok());
     }
 }

@@ -12,6 +12,8 @@ mod error;
 pub mod migration;
 mod pool;
 pub mod scope;
+#[cfg(test)]
+pub(crate) mod test_pool;
 
 pub use database::{Database, IsTransient, WriteLease, WriteTurnGuard};
 pub use error::{DbError, PoolError};
