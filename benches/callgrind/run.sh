@@ -9,6 +9,7 @@
 #   defaults  the shipped oms.toml (metrics on, audit to the database)
 #   full      defaults + auth on (bearer token) + rate limit on
 #   nomon     defaults with metrics.enabled = false (the A side of ab.sh)
+#   noaudit   defaults with audit.sink = "null" (what the database sink costs)
 #
 # For each variant: start `oms-cli serve` under callgrind with instrumentation
 # off, seed product CG-1, warm the cache, switch collection on, send
@@ -51,6 +52,7 @@ variant_env() {
     minimal) echo "OMS_METRICS__ENABLED=false OMS_AUDIT__SINK=null OMS_COMPRESSION__ENABLED=false" ;;
     defaults) echo "" ;;
     nomon) echo "OMS_METRICS__ENABLED=false" ;;
+    noaudit) echo "OMS_AUDIT__SINK=null" ;;
     full) echo "" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
@@ -103,5 +105,5 @@ run() {
 }
 
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(minimal nomon defaults full)
+[ ${#variants[@]} -gt 0 ] || variants=(minimal nomon noaudit defaults full)
 for v in "${variants[@]}"; do run "$v"; done
