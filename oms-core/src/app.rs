@@ -131,9 +131,8 @@ impl OmsBuilder {
             observer,
         })
         .await?;
-        let db = Database::new(pool, config.orders.max_attempts).with_acquire_timeout(
-            std::time::Duration::from_millis(config.database.acquire_timeout_ms),
-        );
+        let db = Database::new(pool, config.orders.max_attempts)
+            .with_acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms));
         if config.database.migrate_on_start {
             let conn = db.acquire().await?;
             migration::migrate(&conn)

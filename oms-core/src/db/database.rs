@@ -25,6 +25,8 @@ pub struct Database {
     max_attempts: u32,
     /// SQLite only: one write transaction at a time in this process.
     turn: Option<Arc<WriteTurn>>,
+    /// Longest wait for the write turn.
+    turn_timeout: Duration,
 }
 
 /// SQLite allows one writer per database file; a writer that finds the
@@ -45,26 +47,29 @@ pub struct Database {
 /// fill and block requests on it).
 #[derive(Debug)]
 struct WriteTurn {
-    lane: Arc<Semaphore>,
+    lane: Semaphore,
     lock: Arc<Semaphore>,
-    timeout: Duration,
     waiting: AtomicU32,
     timeouts: AtomicU64,
 }
 
 impl WriteTurn {
-    fn new(lane: Arc<Semaphore>, lock: Arc<Semaphore>, timeout: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            lane,
-            lock,
-            timeout,
+    fn new() -> Self {
+        Self {
+            lane: Semaphore::new(1),
+            lock: Arc::new(Semaphore::new(1)),
             waiting: AtomicU32::new(0),
             timeouts: AtomicU64::new(0),
-        })
+        }
     }
 
-    /// The `lock` permit, through the `lane` for request writers.
-    async fn take(&self, through_lane: bool) -> Result<OwnedSemaphorePermit, PoolError> {
+    /// The `lock` permit, through the `lane` for request writers, within
+    /// `timeout`.
+    async fn take(
+        &self,
+        through_lane: bool,
+        timeout: Duration,
+    ) -> Result<OwnedSemaphorePermit, PoolError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
         let wait = async {
@@ -74,12 +79,12 @@ impl WriteTurn {
             };
             self.lock.clone().acquire_owned().await
         };
-        match tokio::time::timeout(self.timeout, wait).await {
+        match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(PoolError::Closed),
             Err(_) => {
                 self.timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(PoolError::Timeout(self.timeout))
+                Err(PoolError::Timeout(timeout))
             }
         }
     }
@@ -137,32 +142,21 @@ impl Database {
     /// ([`acquire_writer`](Self::acquire_writer)), waiting at most 10 s
     /// for theirs; see [`with_acquire_timeout`](Self::with_acquire_timeout).
     pub fn new(pool: Arc<dyn ConnectionPool>, max_attempts: u32) -> Self {
-        let turn = (pool.backend() == DatabaseBackend::Sqlite).then(|| {
-            WriteTurn::new(
-                Arc::new(Semaphore::new(1)),
-                Arc::new(Semaphore::new(1)),
-                DEFAULT_TURN_TIMEOUT,
-            )
-        });
+        let turn = (pool.backend() == DatabaseBackend::Sqlite).then(|| Arc::new(WriteTurn::new()));
         Self {
             pool,
             max_attempts: max_attempts.max(1),
             turn,
+            turn_timeout: DEFAULT_TURN_TIMEOUT,
         }
     }
 
     /// Waits at most `timeout` for the write turn (as the pool waits at
     /// most `database.acquire_timeout_ms` for a connection), then fails
-    /// with [`PoolError::Timeout`]. Call it before cloning the handle.
+    /// with [`PoolError::Timeout`].
     #[must_use]
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
-        if let Some(turn) = &self.turn {
-            self.turn = Some(WriteTurn::new(
-                turn.lane.clone(),
-                turn.lock.clone(),
-                timeout,
-            ));
-        }
+        self.turn_timeout = timeout;
         self
     }
 
@@ -196,7 +190,7 @@ impl Database {
     /// timeout; [`PoolError::Closed`] if the database was closed.
     pub async fn write_turn(&self) -> Result<WriteTurnGuard, PoolError> {
         let permit = match &self.turn {
-            Some(turn) => Some(turn.take(false).await?),
+            Some(turn) => Some(turn.take(false, self.turn_timeout).await?),
             None => None,
         };
         Ok(WriteTurnGuard { _permit: permit })
@@ -221,7 +215,7 @@ impl Database {
     /// ```
     pub async fn acquire_writer(&self) -> Result<WriteLease, PoolError> {
         let turn = match &self.turn {
-            Some(turn) => Some(turn.take(true).await?),
+            Some(turn) => Some(turn.take(true, self.turn_timeout).await?),
             None => None,
         };
         let conn = self.pool.acquire().await?;

@@ -202,8 +202,12 @@ impl Buf {
     /// Appends `d` in milliseconds with exactly three decimals (`0.412`),
     /// rounded to the nearest microsecond.
     fn push_ms(&mut self, d: Duration) {
-        // u64 arithmetic (u128 division is a library call): 584,000 years.
-        let micros = u64::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u64::MAX);
+        // u64 arithmetic (u128 division is a library call), saturating
+        // after 584,000 years.
+        let micros = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
         let mut digits = [0u8; 40];
         let mut at = digits.len();
         let mut rest = micros;
