@@ -31,7 +31,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::AuditEvent;
-use crate::db::{Database, PoolError};
+use crate::db::{Database, PoolError, placeholders};
 
 /// Most items one page may hold.
 pub const MAX_LIMIT: u32 = 500;
@@ -78,11 +78,10 @@ fn sqlite_insert_sql(rows: usize) -> &'static str {
     static SQL: [OnceLock<String>; SHAPES] = [const { OnceLock::new() }; SHAPES];
     let shape = (rows.trailing_zeros() as usize).min(SHAPES - 1);
     SQL[shape].get_or_init(|| {
-        let row = format!("({})", ["?"; COLUMNS.len()].join(", "));
         format!(
             "INSERT INTO audit_events ({}) VALUES {} ON CONFLICT DO NOTHING",
             COLUMNS.join(", "),
-            vec![row; 1 << shape].join(", ")
+            placeholders(1 << shape, COLUMNS.len())
         )
     })
 }

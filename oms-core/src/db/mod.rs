@@ -20,3 +20,11 @@ pub use error::{DbError, PoolError};
 pub use pool::{ConnectionPool, Lease, PoolStats, PooledConnection, StatementObserver};
 pub use scope::DbCounters;
 pub use sea_orm::{DatabaseBackend, DatabaseConnection, Statement};
+
+/// `(?, ?, ...)` groups: `rows` groups of `cols` placeholders,
+/// comma-separated (multi-row `VALUES`; `Statement`s for PostgreSQL
+/// renumber them).
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    vec![group; rows].join(", ")
+}

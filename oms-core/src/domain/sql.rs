@@ -36,11 +36,7 @@ pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> S
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// `(?, ?, ...)` groups: `rows` groups of `cols` placeholders, comma-separated.
-pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
-    let group = format!("({})", vec!["?"; cols].join(", "));
-    vec![group; rows].join(", ")
-}
+pub(crate) use crate::db::placeholders;
 
 /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which
 /// takes the write lock up front (waiting in the busy handler), so that two
