@@ -1,13 +1,15 @@
-//! Writing 500 audit events two ways:
-//! - `multi_row_insert`: what the `database` sink does on SQLite
-//!   (`oms::core::audit::query::insert_statements`): multi-row `VALUES`
-//!   with one bound parameter per column, 128-row statements (remainders in
-//!   power-of-two pieces);
+//! Writing 500 audit events three ways:
+//! - `multi_row_insert`: what the `database` sink does
+//!   (`oms::core::audit::query::insert`): on SQLite multi-row `VALUES`
+//!   with one parameter per column bound straight to sqlx, 128-row
+//!   statements (remainders in power-of-two pieces);
+//! - `sea_orm_multi_row_insert`: the same statements built as sea-query
+//!   `Value`s (`insert_statements`) and run through sea-orm, which clones
+//!   and converts every value once more;
 //! - `row_by_row_insert`: one single-row `INSERT` per event.
 //!
-//! Both build their statements inside the timing and run them in one
-//! transaction through the pool's `execute_batch`, so only the statement
-//! shape differs. (The JSON-expanded single statement the sink uses on
+//! Each builds its statements inside the timing and runs them in one
+//! transaction (the last two through the pool's `execute_batch`). (The JSON-expanded single statement the sink uses on
 //! PostgreSQL was measured here too while it ran on SQLite: 1.5x slower
 //! than the bound form; see BENCHMARKS.md.)
 //!
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oms::core::audit::AuditEvent;
-use oms::core::audit::query::insert_statements;
+use oms::core::audit::query::{insert, insert_statements};
 use oms::core::db::{Database, Statement};
 use sea_orm::{ConnectionTrait, DatabaseBackend};
 
@@ -55,29 +57,41 @@ fn row_by_row(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement>
         .collect()
 }
 
-/// Inserts `EVENTS` fresh events with `statements`, `iters` times; returns
-/// the time spent in `statements` (building and executing) only.
-async fn run(
-    db: &Database,
-    iters: u64,
-    statements: impl Fn(&[AuditEvent]) -> Vec<Statement>,
-) -> Duration {
+/// How a batch is written.
+#[derive(Clone, Copy)]
+enum Way {
+    /// `query::insert`, as the sink does.
+    Library,
+    /// These statements through `execute_batch`.
+    Statements(fn(DatabaseBackend, &[AuditEvent]) -> Vec<Statement>),
+}
+
+/// Inserts `EVENTS` fresh events `way`, `iters` times; returns the time
+/// spent writing (building and executing the statements) only.
+async fn run(db: &Database, iters: u64, way: Way) -> Duration {
     let backend = db.backend();
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let events = events();
-        let start = Instant::now();
-        let affected = db
-            .pool()
-            .execute_batch(statements(&events))
-            .await
-            .expect("insert the events in one transaction");
-        total += start.elapsed();
-        assert_eq!(affected.iter().sum::<u64>(), EVENTS as u64);
         let conn = db.acquire().await.expect("lease a connection");
-        conn.execute_raw(Statement::from_string(backend, "DELETE FROM audit_events"))
+        let start = Instant::now();
+        match way {
+            Way::Library => insert(&conn, &events)
+                .await
+                .expect("insert the events in one transaction"),
+            Way::Statements(statements) => {
+                db.pool()
+                    .execute_batch(statements(backend, &events))
+                    .await
+                    .expect("insert the events in one transaction");
+            }
+        }
+        total += start.elapsed();
+        let deleted = conn
+            .execute_raw(Statement::from_string(backend, "DELETE FROM audit_events"))
             .await
             .expect("empty audit_events");
+        assert_eq!(deleted.rows_affected(), EVENTS as u64, "every event stored");
     }
     total
 }
@@ -107,18 +121,18 @@ fn batch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("audit_insert_500_events");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function("multi_row_insert", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let db = db.clone();
-            async move { run(&db, iters, |events| multi_row(backend, events)).await }
+    for (name, way) in [
+        ("multi_row_insert", Way::Library),
+        ("sea_orm_multi_row_insert", Way::Statements(multi_row)),
+        ("row_by_row_insert", Way::Statements(row_by_row)),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let db = db.clone();
+                async move { run(&db, iters, way).await }
+            });
         });
-    });
-    group.bench_function("row_by_row_insert", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let db = db.clone();
-            async move { run(&db, iters, |events| row_by_row(backend, events)).await }
-        });
-    });
+    }
     group.finish();
     rt.block_on(oms.shutdown());
 }

@@ -2,10 +2,11 @@
 //! metrics for every request, errors and 404s included.
 //!
 //! It runs on every request, so it avoids work it can: header names are
-//! constants, the timing figures are formatted with integer arithmetic on
-//! the stack, one UUID v7 serves as the audit event's id, the generated
-//! request id and the arrival time, and the route label is built once and
-//! moved into the audit event.
+//! constants, the six header values are formatted with integer arithmetic
+//! into one buffer they share (one allocation, zero-copy slices), the
+//! response's header map is sized once for them, one UUID v7 serves as the
+//! audit event's id, the generated request id and the arrival time, and
+//! the route label is built once and moved into the audit event.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -177,26 +178,37 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A small stack buffer for header values.
-struct Buf {
-    bytes: [u8; 64],
-    len: usize,
+/// The timing header values of one response, written into one buffer:
+/// one allocation for all of them, each header a zero-copy slice of it.
+struct HeaderText {
+    bytes: Vec<u8>,
 }
 
-impl Buf {
-    fn new() -> Self {
+impl HeaderText {
+    fn with_capacity(capacity: usize) -> Self {
         Self {
-            bytes: [0; 64],
-            len: 0,
+            bytes: Vec::with_capacity(capacity),
         }
     }
 
-    /// Appends `s`; the values written here are far below 64 bytes.
-    fn push(&mut self, s: &[u8]) {
-        let end = (self.len + s.len()).min(self.bytes.len());
-        let n = end - self.len;
-        self.bytes[self.len..end].copy_from_slice(&s[..n]);
-        self.len = end;
+    /// Appends `s`, returning where it starts.
+    fn push(&mut self, s: &[u8]) -> usize {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(s);
+        at
+    }
+
+    /// Appends `n` in decimal with at least `min_digits` digits.
+    fn push_decimal(&mut self, n: u64, min_digits: usize) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        while rest > 0 || digits.len() - at < min_digits {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        self.bytes.extend_from_slice(&digits[at..]);
     }
 
     /// Appends `d` in milliseconds with exactly three decimals (`0.412`),
@@ -208,61 +220,65 @@ impl Buf {
             .as_secs()
             .saturating_mul(1_000_000)
             .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
-        let mut digits = [0u8; 40];
-        let mut at = digits.len();
-        let mut rest = micros;
-        // At least four digits: `0.000`.
-        while rest > 0 || digits.len() - at < 4 {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        let point = digits.len() - 3;
-        self.push(&digits[at..point]);
-        self.push(b".");
-        self.push(&digits[point..]);
-    }
-
-    fn value(&self) -> HeaderValue {
-        HeaderValue::from_bytes(&self.bytes[..self.len])
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        self.push_decimal(micros / 1000, 1);
+        self.bytes.push(b'.');
+        self.push_decimal(micros % 1000, 3);
     }
 }
 
 /// `0.412ms`: milliseconds with exactly three decimals.
 #[cfg(test)]
 fn format_ms(d: Duration) -> String {
-    let mut buf = Buf::new();
-    buf.push_ms(d);
-    buf.push(b"ms");
-    String::from_utf8_lossy(&buf.bytes[..buf.len]).into_owned()
+    let mut text = HeaderText::with_capacity(16);
+    text.push_ms(d);
+    text.push(b"ms");
+    String::from_utf8_lossy(&text.bytes).into_owned()
 }
+
+/// Headers a response carries besides the telemetry ones (content type,
+/// ETag, caching, encoding, rate limit): reserved up front with the six
+/// telemetry headers, so the map is allocated once and never rehashed.
+const RESPONSE_HEADERS: usize = 12;
 
 /// Sets the timing headers of API.md on `res`.
 fn timing_headers(
     res: &mut Response,
-    request_id: HeaderValue,
+    request_id: &str,
     done: &Finished<'_>,
     statements: u64,
     count: u64,
 ) {
-    let (mut app, mut db, mut server_timing) = (Buf::new(), Buf::new(), Buf::new());
-    app.push_ms(done.elapsed);
-    db.push_ms(done.db);
-    server_timing.push(b"app;dur=");
-    server_timing.push(&app.bytes[..app.len]);
-    server_timing.push(b", db;dur=");
-    server_timing.push(&db.bytes[..db.len]);
-    app.push(b"ms");
-    db.push(b"ms");
+    let mut text = HeaderText::with_capacity(request_id.len() + 128);
+    let id = text.push(request_id.as_bytes());
+    let app = text.bytes.len();
+    text.push_ms(done.elapsed);
+    let app_ms = text.bytes.len();
+    text.push(b"ms");
+    let db = text.bytes.len();
+    text.push_ms(done.db);
+    let db_ms = text.bytes.len();
+    text.push(b"ms");
+    let queries = text.bytes.len();
+    text.push_decimal(statements, 1);
+    let requests = text.bytes.len();
+    text.push_decimal(count, 1);
+    let timing = text.push(b"app;dur=");
+    text.bytes.extend_from_within(app..app_ms);
+    text.push(b", db;dur=");
+    text.bytes.extend_from_within(db..db_ms);
+    let end = text.bytes.len();
+    let all = bytes::Bytes::from(text.bytes);
+    let value = |range: std::ops::Range<usize>| {
+        HeaderValue::from_maybe_shared(all.slice(range))
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    };
     let headers = res.headers_mut();
-    headers.reserve(6);
-    headers.insert(X_REQUEST_ID, request_id);
-    headers.insert(X_RESPONSE_TIME, app.value());
-    headers.insert(X_DB_TIME, db.value());
-    headers.insert(X_DB_QUERIES, HeaderValue::from(statements));
-    headers.insert(X_REQUEST_COUNT, HeaderValue::from(count));
-    headers.insert(SERVER_TIMING, server_timing.value());
+    headers.insert(X_REQUEST_ID, value(id..app));
+    headers.insert(X_RESPONSE_TIME, value(app..db));
+    headers.insert(X_DB_TIME, value(db..queries));
+    headers.insert(X_DB_QUERIES, value(queries..requests));
+    headers.insert(X_REQUEST_COUNT, value(requests..timing));
+    headers.insert(SERVER_TIMING, value(timing..end));
 }
 
 #[async_trait]
@@ -282,6 +298,9 @@ impl Handler for Telemetry {
         });
         depot.insert_typed(RequestId(request_id));
         let counters = Arc::new(DbCounters::default());
+        if self.metrics && res.headers().is_empty() {
+            res.headers_mut().reserve(RESPONSE_HEADERS);
+        }
         self.state.in_flight.fetch_add(1, Ordering::Relaxed);
         scope::with_counters(counters.clone(), ctrl.call_next(req, depot, res)).await;
         self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -318,9 +337,7 @@ impl Handler for Telemetry {
         if done.elapsed >= self.slow_after {
             self.log_slow(req, &done);
         }
-        let header_id = HeaderValue::from_str(request_id)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-        timing_headers(res, header_id, &done, statements, count);
+        timing_headers(res, request_id, &done, statements, count);
         self.audit(req, depot, res, id, done).await;
     }
 }

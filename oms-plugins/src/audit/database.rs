@@ -1,13 +1,12 @@
 //! The `database` sink: audit events as rows of `audit_events`, the table
 //! `GET /v1/audit` reads.
 //!
-//! Each batch is written by the statements of
-//! `oms_core::audit::query::insert_statements` through the configured pool:
-//! on PostgreSQL one insert expanding a JSON array parameter, on SQLite
-//! multi-row inserts with bound values; several statements share one
-//! transaction, so a batch is stored whole or not at all; on SQLite the
-//! batch waits for the process's write turn first, like every writer
-//! (`Database::write_turn`). Inserting an
+//! Each batch is written by `oms_core::audit::query::insert` on a
+//! connection leased from the configured pool: on PostgreSQL one insert
+//! expanding a JSON array parameter, on SQLite multi-row inserts with
+//! bound values; several statements share one transaction, so a batch is
+//! stored whole or not at all; on SQLite the batch waits for the process's
+//! write turn first, like every writer (`Database::write_turn`). Inserting an
 //! event already stored is a no-op, so retries and spill replays never
 //! duplicate rows. Each batch commits: [`flush`](AuditSink::flush) has
 //! nothing to do.
@@ -17,11 +16,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use oms_core::audit::query::insert_statements;
+use oms_core::audit::query::insert;
 use oms_core::audit::{AuditError, AuditEvent, AuditSink};
 use oms_core::db::Database;
 use oms_core::plugin::{PluginError, SinkContext, SinkPlugin};
-use sea_orm::ConnectionTrait;
 
 /// The plugin name.
 pub const NAME: &str = "database";
@@ -64,27 +62,14 @@ impl AuditSink for DatabaseAuditSink {
     }
 
     async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        let mut statements = insert_statements(self.db.backend(), events).map_err(write_err)?;
-        if statements.is_empty() {
+        if events.is_empty() {
             return Ok(());
         }
         // On SQLite, queue with the domain's writers rather than sleep in
         // the busy handler holding a connection.
         let _turn = self.db.write_turn().await.map_err(write_err)?;
-        if statements.len() > 1 {
-            // All or none: the chunks of one batch share a transaction.
-            return self
-                .db
-                .pool()
-                .execute_batch(statements)
-                .await
-                .map(drop)
-                .map_err(write_err);
-        }
-        let statement = statements.pop().ok_or_else(|| write_err("no statement"))?;
         let conn = self.db.acquire().await.map_err(write_err)?;
-        conn.execute_raw(statement).await.map_err(write_err)?;
-        Ok(())
+        insert(&conn, events).await.map_err(write_err)
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
