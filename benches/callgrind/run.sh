@@ -22,7 +22,13 @@
 #
 #   callgrind_annotate --inclusive=yes target/callgrind/callgrind.out.full | head -60
 #
-# Needs valgrind, wrk, curl and `cargo build --release -p oms-cli`.
+# With LOAD=mixed the load is `oms-cli load --scenario mixed` (get-product
+# 70 %, create-order 20 %, get-order 10 %; 8 users, seeding included)
+# instead of wrk, and requests are counted by the server: `X-Request-Count`
+# of a `/health` probe before and after (metrics on), or the rows the audit
+# sink stored meanwhile (`nomon`, `minimal` has neither).
+#
+# Needs valgrind, wrk, curl, python3 and `cargo build --release -p oms-cli`.
 set -euo pipefail
 bin=${OMS_BIN:-target/release/oms-cli}
 port=${PORT:-18281}
@@ -58,6 +64,19 @@ variant_env() {
   esac
 }
 
+# audit_rows FILE: rows of audit_events in the SQLite file (WAL: readable
+# while the server writes).
+audit_rows() {
+  python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM audit_events").fetchone()[0])' "$1"
+}
+
+# served VARIANT FILE: requests the server has answered so far.
+served() {
+  if [ "$1" = nomon ]; then audit_rows "$2"; return; fi
+  curl -fs -D - -o /dev/null "${auth[@]+"${auth[@]}"}" "http://127.0.0.1:$port/health" \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-count" {print $2}'
+}
+
 run() {
   local variant=$1 envs config="$work/oms.toml" auth=()
   envs=$(variant_env "$variant")
@@ -84,15 +103,22 @@ run() {
     -d '{"sku":"CG-1","name":"Bench","price_minor":100,"currency":"EUR","available":1000000000}' >/dev/null
   for _ in $(seq 1 20); do curl -fs "${auth[@]+"${auth[@]}"}" "http://127.0.0.1:$port/v1/products/CG-1" >/dev/null; done
   sleep 1
+  local before=0 done
+  [ "${LOAD:-}" != mixed ] || before=$(served "$variant" "$db")
   callgrind_control --instr=on "$pid" >/dev/null 2>&1
-  # wrk counts the responses it got (up to 8 in flight at the end are
-  # served but not counted: under 1 % of the total).
-  local hdr=()
-  if [ "$variant" = full ]; then hdr=(-H "Authorization: Bearer $token"); fi
-  local done
-  done=$(wrk -t1 -c8 -d"$seconds"s "${hdr[@]+"${hdr[@]}"}" "http://127.0.0.1:$port/v1/products/CG-1" \
-    | awk '/requests in/ {print $1}')
+  if [ "${LOAD:-}" = mixed ]; then
+    "$bin" load --target "http://127.0.0.1:$port" --scenario mixed --users 8 --duration "$seconds"s \
+      --warmup 0s --products 20 --orders 20 --quiet --out "$work/$variant.json" >/dev/null
+  else
+    # wrk counts the responses it got (up to 8 in flight at the end are
+    # served but not counted: under 1 % of the total).
+    local hdr=()
+    if [ "$variant" = full ]; then hdr=(-H "Authorization: Bearer $token"); fi
+    done=$(wrk -t1 -c8 -d"$seconds"s "${hdr[@]+"${hdr[@]}"}" "http://127.0.0.1:$port/v1/products/CG-1" \
+      | awk '/requests in/ {print $1}')
+  fi
   sleep 2
+  [ "${LOAD:-}" != mixed ] || done=$(( $(served "$variant" "$db") - before ))
   callgrind_control --dump="$variant" "$pid" >/dev/null 2>&1
   callgrind_control --instr=off "$pid" >/dev/null 2>&1
   kill -TERM "$pid"; wait "$pid" || true
