@@ -742,77 +742,101 @@ async fn large_batches_are_split_into_one_statement_shape() {
     assert_eq!(count(&db).await, 5_000);
 }
 
-#[tokio::test]
-async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite(&dir).await;
-    let conn = db.acquire().await.unwrap();
-    conn.execute_unprepared(
+/// A trigger on `audit_events` refusing rows whose path is `/refused`.
+const REFUSE: [(&str, &str); 2] = [
+    (
+        "sqlite",
         "CREATE TRIGGER refuse BEFORE INSERT ON audit_events WHEN NEW.path = '/refused' \
          BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .await
-    .unwrap();
-    // 300 events: 128 + 128 + 32 + 8 + 4 rows; the refused one is in the
-    // last statement, after four have run.
-    let mut sent = events(300);
-    sent[299].path = "/refused".to_owned();
-    let err = query::insert(&conn, &sent).await.unwrap_err();
-    assert!(err.to_string().contains("refused"), "{err}");
-    assert_eq!(count(&db).await, 0);
+    ),
+    (
+        "postgres",
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.path = '/refused' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ),
+];
 
-    sent[299].path = "/v1/orders".to_owned();
-    query::insert(&conn, &sent).await.unwrap();
-    // A retry or a spill replay of stored events adds nothing.
-    query::insert(&conn, &sent[..64]).await.unwrap();
-    query::insert(&conn, &sent).await.unwrap();
-    assert_eq!(count(&db).await, 300);
-    query::insert(&conn, &[]).await.unwrap();
-    assert_eq!(count(&db).await, 300);
+#[tokio::test]
+async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
+    for test_db in crate::domain::tests::support::TestDb::all().await {
+        let backend = test_db.name;
+        let db = Database::new(Arc::new(TestPool(test_db.conn.clone())), 3);
+        let conn = db.acquire().await.unwrap();
+        let refuse = REFUSE.iter().find(|(name, _)| *name == backend).unwrap().1;
+        conn.execute_unprepared(refuse).await.unwrap();
+        // 300 events: on SQLite 128 + 128 + 32 + 8 + 4 rows, the refused
+        // one in the last statement after four have run; on PostgreSQL one
+        // insert of column arrays.
+        let mut sent = events(300);
+        sent[299].path = "/refused".to_owned();
+        let err = query::insert(&conn, &sent).await.unwrap_err();
+        assert!(err.to_string().contains("refused"), "{backend}: {err}");
+        assert_eq!(count(&db).await, 0, "{backend}");
 
-    // Every column lands where it belongs.
-    let e = AuditEvent {
-        request_id: "req-1".into(),
-        actor: "ops".into(),
-        method: "PATCH".into(),
-        route: "/v1/products/{sku}".into(),
-        path: "/v1/products/P-1".into(),
-        status: 409,
-        duration_us: 1234,
-        db_us: 567,
-        client_ip: "10.0.0.7".into(),
-        user_agent: "curl/8".into(),
-        request_bytes: 89,
-        response_bytes: u64::MAX,
-        ..AuditEvent::example()
-    };
-    query::insert(&conn, std::slice::from_ref(&e))
-        .await
-        .unwrap();
-    let page = query::list(&db, &AuditFilter::default(), 500, None)
-        .await
-        .unwrap();
-    let got = page.items.iter().find(|r| r.id == e.id).unwrap();
-    assert_eq!(got.at.timestamp_millis(), e.at_ms);
-    assert_eq!(
-        (
-            got.request_id.as_str(),
-            got.actor.as_str(),
-            got.method.as_str()
-        ),
-        ("req-1", "ops", "PATCH")
-    );
-    assert_eq!(
-        (got.route.as_str(), got.path.as_str()),
-        ("/v1/products/{sku}", "/v1/products/P-1")
-    );
-    assert_eq!((got.status, got.duration_us, got.db_us), (409, 1234, 567));
-    assert_eq!(
-        (got.client_ip.as_str(), got.user_agent.as_str()),
-        ("10.0.0.7", "curl/8")
-    );
-    assert_eq!(
-        (got.request_bytes, got.response_bytes),
-        (89, i64::MAX as u64)
-    );
+        sent[299].path = "/v1/orders".to_owned();
+        query::insert(&conn, &sent).await.unwrap();
+        // A retry or a spill replay of stored events adds nothing, also
+        // when only some of a batch are stored.
+        query::insert(&conn, &sent[..64]).await.unwrap();
+        let mut partly = events(10);
+        partly.extend_from_slice(&sent[..5]);
+        query::insert(&conn, &partly).await.unwrap();
+        query::insert(&conn, &sent).await.unwrap();
+        assert_eq!(count(&db).await, 310, "{backend}");
+        query::insert(&conn, &[]).await.unwrap();
+        assert_eq!(count(&db).await, 310, "{backend}");
+
+        // Every column lands where it belongs, text escapes included.
+        let e = AuditEvent {
+            request_id: "req-1".into(),
+            actor: "ops".into(),
+            method: "PATCH".into(),
+            route: "/v1/products/{sku}".into(),
+            path: "/v1/products/P-1\\N".into(),
+            status: 409,
+            duration_us: 1234,
+            db_us: 567,
+            client_ip: "10.0.0.7".into(),
+            user_agent: "curl/8\ttab\nline\rcr \\ back\\slash ünï".into(),
+            request_bytes: 89,
+            response_bytes: u64::MAX,
+            ..AuditEvent::example()
+        };
+        query::insert(&conn, std::slice::from_ref(&e))
+            .await
+            .unwrap();
+        let page = query::list(&db, &AuditFilter::default(), 500, None)
+            .await
+            .unwrap();
+        let got = page.items.iter().find(|r| r.id == e.id).unwrap();
+        assert_eq!(got.at.timestamp_millis(), e.at_ms, "{backend}");
+        assert_eq!(
+            (
+                got.request_id.as_str(),
+                got.actor.as_str(),
+                got.method.as_str()
+            ),
+            ("req-1", "ops", "PATCH"),
+        );
+        assert_eq!(
+            (got.route.as_str(), got.path.as_str()),
+            (e.route.as_str(), e.path.as_str())
+        );
+        assert_eq!((got.status, got.duration_us, got.db_us), (409, 1234, 567));
+        assert_eq!(
+            (got.client_ip.as_str(), got.user_agent.as_str()),
+            ("10.0.0.7", e.user_agent.as_str())
+        );
+        assert_eq!(
+            (got.request_bytes, got.response_bytes),
+            (89, i64::MAX as u64)
+        );
+
+        // More than one statement's worth (a spill replay): all stored.
+        query::insert(&conn, &events(5_000)).await.unwrap();
+        assert_eq!(count(&db).await, 311 + 5_000, "{backend}");
+        drop(conn);
+        test_db.finish().await;
+    }
 }

@@ -31,7 +31,7 @@ pub mod validate;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests;
+pub(crate) mod tests;
 
 pub use doctor::{Check, DoctorReport, check_invariants};
 pub use error::{DomainError, FieldError};

@@ -1,7 +1,7 @@
 //! Domain tests against a real SQLite file and, when `OMS_TEST_POSTGRES_URL`
 //! is set, a fresh PostgreSQL database per test.
 
-pub(super) mod support;
+pub(crate) mod support;
 
 mod concurrency;
 mod idempotency;
