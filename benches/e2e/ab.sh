@@ -25,34 +25,13 @@ target=$1; env_a=$2; env_b=$3; rounds=${4:-3}
 bin=${OMS_BIN:-target/release/oms-cli}
 port=${PORT:-18181}
 database=${DATABASE:-sqlite}
-admin=${OMS_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
-work=$(mktemp -d)
-databases=()
-cleanup() {
-  for db in "${databases[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/e2e/common.sh
+. benches/e2e/common.sh
 
-fresh_db() {
-  if [ "$database" = sqlite ]; then
-    echo "sqlite://$work/ab-$RANDOM$RANDOM.db?mode=rwc"
-  else
-    local name="oms_ab_$RANDOM$RANDOM"
-    psql -q "$admin" -c "CREATE DATABASE $name" >/dev/null
-    databases+=("$name")
-    echo "${admin%/*}/$name?sslmode=disable"
-  fi
-}
-
+# run "ENV": one server on a fresh database; prints "req/s peak-RSS-kB".
 run() {
-  local envs=$1 url
-  url=$(fresh_db)
   # shellcheck disable=SC2086
-  env $envs OMS_AUDIT__SPILL_DIR="$work/spill" "$bin" serve --config oms.toml --bind 127.0.0.1:$port \
-    --workers "${WORKERS:-1}" --log-level warn --database-url "$url" >/dev/null 2>"$work/server.log" &
-  local pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_server "$(fresh_db "$database")" "${WORKERS:-1}" $1
   curl -fs -X POST "http://127.0.0.1:$port/v1/products" -H 'content-type: application/json' \
     -d '{"sku":"AB-1","name":"Bench","price_minor":100,"currency":"EUR","available":1000000000}' >/dev/null
   local rps
@@ -63,10 +42,8 @@ run() {
   else
     rps=$(taskset -c 1 wrk -t1 -c64 -d8s "http://127.0.0.1:$port$target" | awk '/Requests\/sec/ {print $2}')
   fi
-  local rss
-  rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
-  kill -TERM $pid; wait $pid || true
-  echo "$rps $rss"
+  stop_server
+  echo "$rps $peak_kb"
 }
 
 a=(); b=()
@@ -75,6 +52,5 @@ for r in $(seq 1 "$rounds"); do
   echo "round $r: A=$ra req/s (peak RSS ${ma} kB)  B=$rb req/s (peak RSS ${mb} kB)  B/A=$(awk -v a="$ra" -v b="$rb" 'BEGIN {printf "%.3f", b/a}')"
   a+=("$ra"); b+=("$rb")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ma=$(median "${a[@]}"); mb=$(median "${b[@]}")
 echo "median A=$ma B=$mb ratio B/A=$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.3f", b/a}')"

@@ -17,34 +17,14 @@ bin=${OMS_BIN:-target/release/oms-cli}
 port=${PORT:-18183}
 rounds=${ROUNDS:-3}
 duration=${DURATION:-6s}
-admin=${OMS_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-pid=
-pgdb=
-cleanup() {
-  [ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
-  [ -z "$pgdb" ] || psql -q "$admin" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# shellcheck source=benches/e2e/common.sh
+. benches/e2e/common.sh
 
 for backend in "${backends[@]}"; do
-  if [ "$backend" = sqlite ]; then
-    url="sqlite://$work/c-$RANDOM.db?mode=rwc"
-  else
-    pgdb="oms_conns_$RANDOM$RANDOM"
-    psql -q "$admin" -c "CREATE DATABASE $pgdb" >/dev/null
-    url="${admin%/*}/$pgdb?sslmode=disable"
-  fi
-  OMS_AUDIT__SPILL_DIR="$work/spill" "$bin" serve --config oms.toml --bind "127.0.0.1:$port" \
-    --log-level warn --database-url "$url" >/dev/null 2>"$work/server.log" &
-  pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_server "$(fresh_db "$backend")" "$(nproc)"
   base="http://127.0.0.1:$port"
   curl -fs -X POST "$base/v1/products" -H 'content-type: application/json' \
     -d '{"sku":"AB-1","name":"Bench","price_minor":100,"currency":"EUR","available":1000000000}' >/dev/null
@@ -74,7 +54,6 @@ for backend in "${backends[@]}"; do
     echo "| GET $label | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b/a}') | $t ms |"
   done
   unset rps p99
-  kill -TERM "$pid"; wait "$pid" || true; pid=
-  [ -z "$pgdb" ] || { psql -q "$admin" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null; pgdb=; }
+  stop_server
   echo
 done

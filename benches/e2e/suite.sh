@@ -23,50 +23,16 @@ port=${PORT:-18281}
 rounds=${ROUNDS:-3}
 duration=${DURATION:-10s}
 warmup=${WARMUP:-2s}
-admin=${OMS_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-work=$(mktemp -d)
-server_pid=
-databases=()
-cleanup() {
-  [ -z "$server_pid" ] || { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
-  for db in "${databases[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/e2e/common.sh
+. benches/e2e/common.sh
 
-# A fresh database URL for BACKEND.
-fresh_db() {
-  if [ "$1" = sqlite ]; then
-    echo "sqlite://$work/oms-$RANDOM$RANDOM.db?mode=rwc"
-  else
-    local name="oms_e2e_$RANDOM$RANDOM"
-    psql -q "$admin" -c "CREATE DATABASE $name" >/dev/null
-    databases+=("$name")
-    echo "${admin%/*}/$name?sslmode=disable"
-  fi
-}
-
-# start URL WORKERS [ENV...]: the server, in the background, until stop.
-start() {
-  local url=$1 workers=$2; shift 2
-  env "$@" OMS_AUDIT__SPILL_DIR="$work/spill" "$bin" serve --config oms.toml --bind "127.0.0.1:$port" \
-    --workers "$workers" --log-level warn --database-url "$url" >/dev/null 2>"$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1
-}
-
-# stop: SIGTERM and wait; prints the server's peak RSS in MB.
-stop() {
-  local hwm
-  hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$server_pid/status")
-  kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
-  echo "$hwm"
-}
+# start URL WORKERS [ENV...]; stop (peak RSS in MB to peak_mb).
+start() { start_server "$@"; }
+stop() { stop_server; peak_mb=$(( (peak_kb + 512) / 1024 )); }
 
 # load USERS OUT: the mixed scenario; results JSON in OUT.
 load() {
@@ -84,7 +50,6 @@ print(f'{t["rps"]:.0f} {l["mean_us"]/1e3:.2f} {l["p99_us"]/1e3:.2f} {t["error_ra
 PY
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 col() { local n=$1; shift; for f in "$@"; do echo "$f" | cut -d' ' -f"$n"; done; }
 
 # queries ROUTE-LABEL METHOD PATH [BODY]: X-DB-Queries of one request.
@@ -103,14 +68,14 @@ for backend in "${backends[@]}"; do
     for users in 100 1000 5000; do
       start "$(fresh_db "$backend")" 2
       load "$users" "$work/u$users.json"
-      rss[u$users]+="$(stop) "
+      stop; rss[u$users]+="$peak_mb "
       res[u$users]+="$(fields "$work/u$users.json" | tr ' ' ,) "
     done
     for variant in null w1; do
       if [ $variant = null ]; then start "$(fresh_db "$backend")" 2 OMS_AUDIT__SINK=null
       else start "$(fresh_db "$backend")" 1; fi
       load 100 "$work/$variant.json"
-      rss[$variant]+="$(stop) "
+      stop; rss[$variant]+="$peak_mb "
       res[$variant]+="$(fields "$work/$variant.json" | tr ' ' ,) "
     done
   done
@@ -161,7 +126,7 @@ for backend in "${backends[@]}"; do
   queries 'GET /v1/orders' GET '/v1/orders?limit=50'
   queries 'POST /v1/orders/{id}/confirm' POST "/v1/orders/$order/confirm"
   queries 'GET /health' GET /health
-  stop >/dev/null
+  stop
   echo
   unset res rss
 done
