@@ -28,8 +28,8 @@ use std::sync::OnceLock;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sqlx::{self, PgPool, SqliteConnection, SqlitePool};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, QueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseConnectionType, DbErr,
+    QueryResult, Statement, TransactionTrait, Value,
 };
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
@@ -226,12 +226,14 @@ fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
     serde_json::to_string(&Rows(events))
 }
 
-/// The `INSERT ... ON CONFLICT DO NOTHING` statements storing `events`.
+/// The `INSERT ... ON CONFLICT DO NOTHING` statements storing `events`,
+/// as sea-orm statements: what [`insert`] runs on a connection that is not
+/// an sqlx pool (on sqlx pools it binds the same rows more cheaply).
 ///
 /// - PostgreSQL: one statement per [`ROWS_PER_INSERT`] events, each with a
 ///   single bound parameter, the events as a JSON array that
-///   `json_to_recordset` expands into rows: one parse, one prepared shape,
-///   one bind instead of fourteen per row.
+///   `json_to_recordset` expands into rows (sea-query binds no arrays
+///   here, so this is the one-parameter form).
 /// - SQLite: multi-row `VALUES` with a bound parameter per column, at most
 ///   [`SQLITE_ROWS_PER_INSERT`] rows a statement, remainders in
 ///   power-of-two pieces (300 events: 128 + 128 + 32 + 8 + 4). SQLite
@@ -239,7 +241,7 @@ fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
 ///
 /// Re-inserting an event already stored is a no-op, which makes retries
 /// and spill replays idempotent. Empty for no events. Several statements
-/// belong in one transaction (the `database` sink runs them so).
+/// belong in one transaction ([`insert`] runs them so).
 ///
 /// # Errors
 /// Only if serde_json fails to serialise strings and integers, which it
@@ -287,6 +289,10 @@ pub fn insert_statements(
 ///   instructions an event less, BENCHMARKS.md); several statements share
 ///   a transaction.
 ///
+/// A connection that is not an sqlx pool (a pool plugin's proxy or mock
+/// connection) runs the statements of [`insert_statements`] through
+/// sea-orm instead, in one transaction when there are several.
+///
 /// The caller holds the connection's lease and, on SQLite, the process's
 /// write turn ([`Database::write_turn`]).
 ///
@@ -306,21 +312,23 @@ pub async fn insert(conn: &DatabaseConnection, events: &[AuditEvent]) -> Result<
     if events.is_empty() {
         return Ok(());
     }
-    let backend = conn.get_database_backend();
     let driver_err = |e| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e)));
-    match backend {
-        DatabaseBackend::Sqlite => {
+    match &conn.inner {
+        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
             return insert_sqlite(conn.get_sqlite_connection_pool(), events)
                 .await
                 .map_err(driver_err);
         }
-        DatabaseBackend::Postgres => {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
             return insert_postgres(conn.get_postgres_connection_pool(), events)
                 .await
                 .map_err(driver_err);
         }
+        // Not an sqlx pool (a pool plugin's proxy or mock connection):
+        // the statements, through sea-orm.
         _ => {}
     }
+    let backend = conn.get_database_backend();
     let mut statements =
         insert_statements(backend, events).map_err(|e| DbErr::Custom(e.to_string()))?;
     if statements.len() == 1 {
