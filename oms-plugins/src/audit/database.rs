@@ -3,11 +3,11 @@
 //!
 //! Each batch is written by `oms_core::audit::query::insert` on a
 //! connection leased from the configured pool: on PostgreSQL inserts of
-//! the columns as arrays (`unnest`), on SQLite
-//! multi-row inserts with bound values sharing one transaction, so a batch
-//! is stored whole or not at all; on SQLite the batch waits for the
-//! process's write turn first, like every writer (`Database::write_turn`). Inserting an
-//! event already stored is a no-op, so retries and spill replays never
+//! the columns as arrays (`unnest`), on SQLite multi-row inserts with
+//! bound values; several statements share one transaction, so a batch is
+//! stored whole or not at all. On SQLite the batch waits for the process's
+//! write turn first, like every writer (`Database::write_turn`). Inserting
+//! an event already stored is a no-op, so retries and spill replays never
 //! duplicate rows. Each batch commits: [`flush`](AuditSink::flush) has
 //! nothing to do.
 
