@@ -1,17 +1,18 @@
 //! Writing 500 audit events three ways:
 //! - `multi_row_insert`: what the `database` sink does
-//!   (`oms::core::audit::query::insert`): on SQLite multi-row `VALUES`
-//!   with one parameter per column bound straight to sqlx, 128-row
-//!   statements (remainders in power-of-two pieces);
+//!   (`oms::core::audit::query::insert`; this bench runs on SQLite):
+//!   multi-row `VALUES` with one parameter per column bound straight to
+//!   sqlx, 128-row statements (remainders in power-of-two pieces);
 //! - `sea_orm_multi_row_insert`: the same statements built as sea-query
 //!   `Value`s (`insert_statements`) and run through sea-orm, which clones
 //!   and converts every value once more;
 //! - `row_by_row_insert`: one single-row `INSERT` per event.
 //!
 //! Each builds its statements inside the timing and runs them in one
-//! transaction (the last two through the pool's `execute_batch`). (The JSON-expanded single statement the sink uses on
-//! PostgreSQL was measured here too while it ran on SQLite: 1.5x slower
-//! than the bound form; see BENCHMARKS.md.)
+//! transaction (the last two through the pool's `execute_batch`). (The
+//! JSON-expanded single statement, the sink's PostgreSQL form before the
+//! array insert, was measured here too while it ran on SQLite: 1.5x
+//! slower than the bound form; see BENCHMARKS.md.)
 //!
 //! SQLite (WAL) in a temporary directory. Each iteration inserts 500 fresh
 //! events (built outside the timing) and the table is emptied after it,
@@ -73,10 +74,9 @@ async fn run(db: &Database, iters: u64, way: Way) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let events = events();
-        let conn = db.acquire().await.expect("lease a connection");
         let start = Instant::now();
         match way {
-            Way::Library => insert(&conn, &events)
+            Way::Library => insert(db, &events)
                 .await
                 .expect("insert the events in one transaction"),
             Way::Statements(statements) => {
@@ -87,6 +87,7 @@ async fn run(db: &Database, iters: u64, way: Way) -> Duration {
             }
         }
         total += start.elapsed();
+        let conn = db.acquire().await.expect("lease a connection");
         let deleted = conn
             .execute_raw(Statement::from_string(backend, "DELETE FROM audit_events"))
             .await

@@ -128,11 +128,12 @@ impl OmsBuilder {
         let pool = (plugin::find::<PoolPlugin>(&config.database.pool)?.build)(PoolContext {
             config: &config,
             url: config.database.effective_url(&config.base_dir),
-            observer,
+            observer: observer.clone(),
         })
         .await?;
         let db = Database::new(pool, config.orders.max_attempts)
-            .with_acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms));
+            .with_acquire_timeout(Duration::from_millis(config.database.acquire_timeout_ms))
+            .with_observer(observer);
         if config.database.migrate_on_start {
             let conn = db.acquire().await?;
             migration::migrate(&conn)

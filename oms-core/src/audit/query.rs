@@ -28,8 +28,8 @@ use std::sync::OnceLock;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sqlx::{self, PgPool, SqliteConnection, SqlitePool};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseConnectionType, DbErr,
-    QueryResult, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnectionType, DbErr, QueryResult, Statement,
+    TransactionTrait, Value,
 };
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
@@ -276,8 +276,10 @@ pub fn insert_statements(
         .collect()
 }
 
-/// Stores `events` in `audit_events` through `conn`: all or none, and
-/// idempotent (events stored already are skipped).
+/// Stores `events` in `audit_events` through `db`: all or none, and
+/// idempotent (events stored already are skipped). Takes the process's
+/// write turn first on SQLite ([`Database::write_turn`]), then leases a
+/// connection.
 ///
 /// - PostgreSQL: one prepared insert per [`ROWS_PER_INSERT`] events, the
 ///   columns bound as arrays in the binary protocol and expanded by
@@ -289,48 +291,51 @@ pub fn insert_statements(
 ///   instructions an event less, BENCHMARKS.md); several statements share
 ///   a transaction.
 ///
-/// A connection that is not an sqlx pool (a pool plugin's proxy or mock
-/// connection) runs the statements of [`insert_statements`] through
-/// sea-orm instead, in one transaction when there are several.
-///
-/// The caller holds the connection's lease and, on SQLite, the process's
-/// write turn ([`Database::write_turn`]).
+/// Statements run on the driver are reported to the database's statement
+/// observer ([`Database::with_observer`]) like every other. A connection
+/// that is not an sqlx pool (a pool plugin's proxy or mock connection)
+/// runs the statements of [`insert_statements`] through sea-orm instead.
 ///
 /// # Errors
-/// The database's error, with nothing stored.
+/// The write turn or lease timed out, or the database's error; nothing is
+/// stored then.
 ///
 /// ```no_run
-/// # async fn run(db: oms_core::db::Database) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run(db: oms_core::db::Database) -> Result<(), oms_core::db::PoolError> {
 /// use oms_core::audit::{AuditEvent, query};
 ///
-/// let _turn = db.write_turn().await?;
-/// let conn = db.acquire().await?;
-/// query::insert(&conn, &[AuditEvent::example()]).await?;
+/// query::insert(&db, &[AuditEvent::example()]).await?;
 /// # Ok(()) }
 /// ```
-pub async fn insert(conn: &DatabaseConnection, events: &[AuditEvent]) -> Result<(), DbErr> {
+pub async fn insert(db: &Database, events: &[AuditEvent]) -> Result<(), PoolError> {
     if events.is_empty() {
         return Ok(());
     }
-    let driver_err = |e| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e)));
+    // On SQLite, queue with the domain's writers rather than sleep in the
+    // busy handler holding a connection.
+    let _turn = db.write_turn().await?;
+    let conn = db.acquire().await?;
+    let driver_err = |e| {
+        PoolError::Db(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(
+            std::sync::Arc::new(e),
+        )))
+    };
     match &conn.inner {
         DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
-            return insert_sqlite(conn.get_sqlite_connection_pool(), events)
+            return insert_sqlite(db, conn.get_sqlite_connection_pool(), events)
                 .await
                 .map_err(driver_err);
         }
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-            return insert_postgres(conn.get_postgres_connection_pool(), events)
+            return insert_postgres(db, conn.get_postgres_connection_pool(), events)
                 .await
                 .map_err(driver_err);
         }
-        // Not an sqlx pool (a pool plugin's proxy or mock connection):
-        // the statements, through sea-orm.
+        // Not an sqlx pool: the statements, through sea-orm.
         _ => {}
     }
-    let backend = conn.get_database_backend();
-    let mut statements =
-        insert_statements(backend, events).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let mut statements = insert_statements(db.backend(), events)
+        .map_err(|e| PoolError::Db(DbErr::Custom(e.to_string())))?;
     if statements.len() == 1 {
         if let Some(statement) = statements.pop() {
             conn.execute_raw(statement).await?;
@@ -341,7 +346,18 @@ pub async fn insert(conn: &DatabaseConnection, events: &[AuditEvent]) -> Result<
     for statement in statements {
         txn.execute_raw(statement).await?;
     }
-    txn.commit().await
+    Ok(txn.commit().await?)
+}
+
+/// Runs `statement`, reporting it to `db`'s statement observer.
+async fn observed<T>(
+    db: &Database,
+    statement: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let result = statement.await;
+    db.observe(started.elapsed(), result.is_err());
+    result
 }
 
 /// The PostgreSQL insert of [`insert_postgres`]: one array parameter per
@@ -358,15 +374,21 @@ ON CONFLICT (id) DO NOTHING";
 /// `json_to_recordset` form of [`insert_statements`] costs it more per
 /// row), and the statement is the same for every batch. Several
 /// statements share a transaction.
-async fn insert_postgres(pool: &PgPool, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+async fn insert_postgres(
+    db: &Database,
+    pool: &PgPool,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
     if events.len() > ROWS_PER_INSERT {
         let mut txn = pool.begin().await?;
         for chunk in events.chunks(ROWS_PER_INSERT) {
-            unnest_insert(chunk).execute(&mut *txn).await?;
+            observed(db, unnest_insert(chunk).execute(&mut *txn)).await?;
         }
         return txn.commit().await;
     }
-    unnest_insert(events).execute(pool).await.map(drop)
+    observed(db, unnest_insert(events).execute(pool))
+        .await
+        .map(drop)
 }
 
 /// The insert of `events` as column arrays.
@@ -404,18 +426,23 @@ fn unnest_insert(
 
 /// The SQLite statements of [`sqlite_inserts`], bound with sqlx directly,
 /// in one transaction when there is more than one.
-async fn insert_sqlite(pool: &SqlitePool, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+async fn insert_sqlite(
+    db: &Database,
+    pool: &SqlitePool,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
     if events.len() > SQLITE_ROWS_PER_INSERT || !events.len().is_power_of_two() {
         // Rolled back if dropped before the commit.
         let mut txn = pool.begin().await?;
-        run_sqlite_inserts(&mut txn, events).await?;
+        run_sqlite_inserts(db, &mut txn, events).await?;
         return txn.commit().await;
     }
     let mut conn = pool.acquire().await?;
-    run_sqlite_inserts(&mut conn, events).await
+    run_sqlite_inserts(db, &mut conn, events).await
 }
 
 async fn run_sqlite_inserts(
+    db: &Database,
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
@@ -429,7 +456,7 @@ async fn run_sqlite_inserts(
                 Column::Text(s) => insert.bind(s),
             };
         }
-        insert.execute(&mut *conn).await?;
+        observed(db, insert.execute(&mut *conn)).await?;
     }
     Ok(())
 }

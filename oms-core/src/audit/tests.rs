@@ -529,8 +529,7 @@ async fn sqlite(dir: &tempfile::TempDir) -> Database {
 }
 
 async fn insert(db: &Database, events: &[AuditEvent]) {
-    let conn = db.acquire().await.unwrap();
-    query::insert(&conn, events).await.unwrap();
+    query::insert(db, events).await.unwrap();
 }
 
 async fn count(db: &Database) -> i64 {
@@ -761,30 +760,47 @@ const REFUSE: [(&str, &str); 2] = [
 async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
     for test_db in crate::domain::tests::support::TestDb::all().await {
         let backend = test_db.name;
-        let db = Database::new(Arc::new(TestPool(test_db.conn.clone())), 3);
-        let conn = db.acquire().await.unwrap();
+        let observed = Arc::new(AtomicUsize::new(0));
+        let seen = observed.clone();
+        let db = Database::new(Arc::new(TestPool(test_db.conn.clone())), 3).with_observer(
+            Arc::new(move |_, _| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
         let refuse = REFUSE.iter().find(|(name, _)| *name == backend).unwrap().1;
-        conn.execute_unprepared(refuse).await.unwrap();
+        db.acquire()
+            .await
+            .unwrap()
+            .execute_unprepared(refuse)
+            .await
+            .unwrap();
         // 300 events: on SQLite 128 + 128 + 32 + 8 + 4 rows, the refused
         // one in the last statement after four have run; on PostgreSQL one
         // insert of column arrays.
         let mut sent = events(300);
         sent[299].path = "/refused".to_owned();
-        let err = query::insert(&conn, &sent).await.unwrap_err();
+        let err = query::insert(&db, &sent).await.unwrap_err();
         assert!(err.to_string().contains("refused"), "{backend}: {err}");
+        assert_eq!(count(&db).await, 0, "{backend}");
+        // Statements run on the driver count in the statement metrics.
+        assert!(observed.load(Ordering::Relaxed) >= 1, "{backend}");
+        // Several statements on either backend (PostgreSQL: 4,096 + 904).
+        let mut many = events(5_000);
+        many[4_500].path = "/refused".to_owned();
+        query::insert(&db, &many).await.unwrap_err();
         assert_eq!(count(&db).await, 0, "{backend}");
 
         sent[299].path = "/v1/orders".to_owned();
-        query::insert(&conn, &sent).await.unwrap();
+        query::insert(&db, &sent).await.unwrap();
         // A retry or a spill replay of stored events adds nothing, also
         // when only some of a batch are stored.
-        query::insert(&conn, &sent[..64]).await.unwrap();
+        query::insert(&db, &sent[..64]).await.unwrap();
         let mut partly = events(10);
         partly.extend_from_slice(&sent[..5]);
-        query::insert(&conn, &partly).await.unwrap();
-        query::insert(&conn, &sent).await.unwrap();
+        query::insert(&db, &partly).await.unwrap();
+        query::insert(&db, &sent).await.unwrap();
         assert_eq!(count(&db).await, 310, "{backend}");
-        query::insert(&conn, &[]).await.unwrap();
+        query::insert(&db, &[]).await.unwrap();
         assert_eq!(count(&db).await, 310, "{backend}");
 
         // Every column lands where it belongs, text escapes included.
@@ -803,9 +819,7 @@ async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
             response_bytes: u64::MAX,
             ..AuditEvent::example()
         };
-        query::insert(&conn, std::slice::from_ref(&e))
-            .await
-            .unwrap();
+        query::insert(&db, std::slice::from_ref(&e)).await.unwrap();
         let page = query::list(&db, &AuditFilter::default(), 500, None)
             .await
             .unwrap();
@@ -834,9 +848,8 @@ async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
         );
 
         // More than one statement's worth (a spill replay): all stored.
-        query::insert(&conn, &events(5_000)).await.unwrap();
+        query::insert(&db, &events(5_000)).await.unwrap();
         assert_eq!(count(&db).await, 311 + 5_000, "{backend}");
-        drop(conn);
         test_db.finish().await;
     }
 }

@@ -11,7 +11,7 @@ use rand::Rng;
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ConnectionPool, PoolError, PoolStats, PooledConnection};
+use super::{ConnectionPool, PoolError, PoolStats, PooledConnection, StatementObserver};
 
 /// How long a writer waits for its turn unless told otherwise
 /// ([`Database::with_acquire_timeout`]): the default
@@ -27,6 +27,9 @@ pub struct Database {
     turn: Option<Arc<WriteTurn>>,
     /// Longest wait for the write turn.
     turn_timeout: Duration,
+    /// Told about statements run past sea-orm (straight on the driver),
+    /// as the pool tells it about the rest.
+    observer: Option<StatementObserver>,
 }
 
 /// SQLite allows one writer per database file; a writer that finds the
@@ -148,6 +151,24 @@ impl Database {
             max_attempts: max_attempts.max(1),
             turn,
             turn_timeout: DEFAULT_TURN_TIMEOUT,
+            observer: None,
+        }
+    }
+
+    /// Reports statements this crate runs on the driver directly, past
+    /// sea-orm's hooks (the audit inserts, `audit::query::insert`), to
+    /// `observer`: the one the pool was built with, so they count in the
+    /// statement metrics like every other.
+    #[must_use]
+    pub fn with_observer(mut self, observer: StatementObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer about one statement run past sea-orm.
+    pub(crate) fn observe(&self, elapsed: Duration, failed: bool) {
+        if let Some(observer) = &self.observer {
+            observer(elapsed, failed);
         }
     }
 
@@ -180,7 +201,7 @@ impl Database {
 
     /// Waits for this process's write turn (SQLite; immediate on
     /// PostgreSQL) as a batch writer, for writes that lease their own
-    /// connection, such as [`ConnectionPool::execute_batch`]: it goes ahead
+    /// connection, such as the audit inserts: it goes ahead
     /// of request writers queued in [`acquire_writer`](Self::acquire_writer)
     /// and waits for at most the one whose turn has come. Hold the guard
     /// until the write has committed.

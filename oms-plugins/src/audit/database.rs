@@ -2,7 +2,8 @@
 //! `GET /v1/audit` reads.
 //!
 //! Each batch is written by `oms_core::audit::query::insert` on a
-//! connection leased from the configured pool: on PostgreSQL inserts of
+//! connection leased from the configured pool (its statements reported to
+//! the pool's statement observer like every other): on PostgreSQL inserts of
 //! the columns as arrays (`unnest`), on SQLite multi-row inserts with
 //! bound values; several statements share one transaction, so a batch is
 //! stored whole or not at all. On SQLite the batch waits for the process's
@@ -62,14 +63,7 @@ impl AuditSink for DatabaseAuditSink {
     }
 
     async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        // On SQLite, queue with the domain's writers rather than sleep in
-        // the busy handler holding a connection.
-        let _turn = self.db.write_turn().await.map_err(write_err)?;
-        let conn = self.db.acquire().await.map_err(write_err)?;
-        insert(&conn, events).await.map_err(write_err)
+        insert(&self.db, events).await.map_err(write_err)
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
