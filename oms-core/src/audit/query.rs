@@ -4,10 +4,10 @@
 //! Pages are newest first by `(at, id)` and keyset-paginated: the cursor
 //! holds the `(at, id)` of the last item, and the next page is the rows
 //! strictly before it, served by the table's order on SQLite (clustered by
-//! `(at, id)`, migration `m20261128_000003`) and by the index
-//! `idx_audit_at (at, id)` on PostgreSQL; filtered pages walk the same
-//! order (the `actor` and `status` indexes were dropped by migration
-//! `m20261128_000002`: every audited request paid for them on
+//! `(at, id)`, migration `m20261128_000003`) and by the primary key
+//! `(at, id)` on PostgreSQL (migration `m20261129_000004`); filtered pages
+//! walk the same order (the `actor` and `status` indexes were dropped by
+//! migration `m20261128_000002`: every audited request paid for them on
 //! insert). One statement per page.
 //!
 //! ```no_run
@@ -167,7 +167,7 @@ SELECT id, at, request_id, actor, method, route, path, status, duration_us, db_u
 FROM json_to_recordset($1::json) AS r(id uuid, at bigint, request_id text, actor text, method text, \
 route text, path text, status integer, duration_us bigint, db_us bigint, client_ip text, user_agent text, \
 request_bytes bigint, response_bytes bigint) \
-ON CONFLICT (id) DO NOTHING";
+ON CONFLICT DO NOTHING";
 
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -366,7 +366,7 @@ const POSTGRES_UNNEST: &str = "INSERT INTO audit_events \
 (id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
 SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
 $8::int4[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int8[], $14::int8[]) \
-ON CONFLICT (id) DO NOTHING";
+ON CONFLICT DO NOTHING";
 
 /// Stores `events` on PostgreSQL with one prepared insert per
 /// [`ROWS_PER_INSERT`] events whose parameters are the columns as arrays,

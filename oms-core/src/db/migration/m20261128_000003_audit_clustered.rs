@@ -10,9 +10,8 @@
 //!
 //! The rebuild (create, copy, drop, rename) runs in one transaction with
 //! the migration's record, so a crash leaves either the old table or the
-//! new one. PostgreSQL keeps its heap table with the primary key `id` and
-//! `idx_audit_at`: its inserts are cheap enough (the sink costs nothing
-//! measurable there, BENCHMARKS.md).
+//! new one. PostgreSQL keeps its heap table; migration 000004 gives it the
+//! same `(at, id)` key.
 
 use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;

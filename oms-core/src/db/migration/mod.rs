@@ -10,6 +10,7 @@
 mod m20261128_000001_initial;
 mod m20261128_000002_audit_filter_indexes;
 mod m20261128_000003_audit_clustered;
+mod m20261129_000004_audit_key_postgres;
 
 use sea_orm_migration::prelude::*;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_initial::Migration),
             Box::new(m20261128_000002_audit_filter_indexes::Migration),
             Box::new(m20261128_000003_audit_clustered::Migration),
+            Box::new(m20261129_000004_audit_key_postgres::Migration),
         ]
     }
 }
@@ -89,7 +91,8 @@ mod tests {
             400
         );
 
-        Migrator::down(&conn, Some(1)).await.unwrap();
+        // 000004 is PostgreSQL's; 000003 is the one to undo here.
+        Migrator::down(&conn, Some(2)).await.unwrap();
         assert_eq!(clustered(&conn).await, 0);
         assert_eq!(one_i64(&conn, "SELECT COUNT(*) FROM audit_events").await, 2);
         assert_eq!(
@@ -100,5 +103,37 @@ mod tests {
             .await,
             1
         );
+    }
+
+    /// PostgreSQL's `audit_events` is keyed by `(at, id)` after 000004 and
+    /// back by `id` with `idx_audit_at` after its down, rows kept.
+    #[tokio::test]
+    async fn the_postgres_audit_key_moves_to_at_id_and_back() {
+        let Some(db) =
+            crate::domain::tests::support::TestDb::postgres_with(&Default::default()).await
+        else {
+            return;
+        };
+        let conn = db.conn.clone();
+        let key_columns = "SELECT i.indnatts::bigint FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                           WHERE c.relname = 'audit_events' AND i.indisprimary";
+        let at_index = "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'idx_audit_at'";
+        assert_eq!(one_i64(&conn, key_columns).await, 2);
+        assert_eq!(one_i64(&conn, at_index).await, 0);
+        conn.execute_unprepared(
+            "INSERT INTO audit_events VALUES \
+             ('0192f8a0-7c1e-7d2a-9c3b-5e6f7a8b9c0d', 1795874400000, 'r1', 'ops', 'GET', '/health', '/health', 200, 10, 0, '127.0.0.1', 'ua', 0, 15)",
+        )
+        .await
+        .unwrap();
+
+        Migrator::down(&conn, Some(1)).await.unwrap();
+        assert_eq!(one_i64(&conn, key_columns).await, 1);
+        assert_eq!(one_i64(&conn, at_index).await, 1);
+        Migrator::up(&conn, None).await.unwrap();
+        assert_eq!(one_i64(&conn, key_columns).await, 2);
+        assert_eq!(one_i64(&conn, at_index).await, 0);
+        assert_eq!(one_i64(&conn, "SELECT COUNT(*) FROM audit_events").await, 1);
+        db.finish().await;
     }
 }
