@@ -47,7 +47,7 @@ fn events() -> Vec<AuditEvent> {
 
 /// The sink's statements for `events`.
 fn multi_row(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement> {
-    insert_statements(backend, events).expect("serialise the events")
+    insert_statements(backend, events)
 }
 
 /// One single-row insert per event.

@@ -35,7 +35,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::AuditEvent;
-use crate::db::{Database, PoolError, placeholders};
+use crate::db::{Database, PoolError, numbered, placeholders};
 
 /// Most items one page may hold.
 pub const MAX_LIMIT: u32 = 500;
@@ -62,21 +62,28 @@ const COLUMNS: [&str; 14] = [
 
 /// Most events one PostgreSQL insert statement carries. A batch is one
 /// statement up to this size; larger ones (spill replays) are split and the
-/// statements run in one transaction. It bounds the JSON document (about
-/// 300 bytes an event), not the statement shape, which never changes.
+/// statements run in one transaction. It bounds the arrays bound to the
+/// statement, not its shape, which never changes.
 pub const ROWS_PER_INSERT: usize = 4096;
 
-/// Most rows one SQLite insert binds (14 parameters a row; SQLite allows
-/// 32,766). Smaller remainders are split into powers of two, so a
-/// connection prepares at most eight statement shapes and reuses them.
+/// Most rows one multi-row `VALUES` insert binds (14 parameters a row;
+/// SQLite allows 32,766). Smaller remainders are split into powers of two,
+/// so a connection prepares at most eight statement shapes and reuses them.
 pub const SQLITE_ROWS_PER_INSERT: usize = 128;
 
-/// The SQLite insert of `rows` rows (a power of two up to
-/// [`SQLITE_ROWS_PER_INSERT`]): multi-row `VALUES` with one bound parameter
-/// per column. Binding is cheaper on SQLite than expanding one JSON
-/// parameter, whose `jsonb_each` and `->>` field reads cost 1.5x as much
-/// per row (`benches/batch.rs`). Each shape's text is built once per
-/// process.
+/// The PostgreSQL type of each of [`COLUMNS`], for the arrays of
+/// [`postgres_unnest_sql`].
+const POSTGRES_ARRAY_TYPES: [&str; COLUMNS.len()] = [
+    "uuid", "int8", "text", "text", "text", "text", "text", "int4", "int8", "int8", "text", "text",
+    "int8", "int8",
+];
+
+/// The insert of `rows` rows (a power of two up to
+/// [`SQLITE_ROWS_PER_INSERT`]) with `?` placeholders: multi-row `VALUES`
+/// with one bound parameter per column. Binding is cheaper on SQLite than
+/// expanding one JSON parameter, whose `jsonb_each` and `->>` field reads
+/// cost 1.5x as much per row (`benches/batch.rs`). Each shape's text is
+/// built once per process.
 fn sqlite_insert_sql(rows: usize) -> &'static str {
     const SHAPES: usize = SQLITE_ROWS_PER_INSERT.trailing_zeros() as usize + 1;
     static SQL: [OnceLock<String>; SHAPES] = [const { OnceLock::new() }; SHAPES];
@@ -148,130 +155,39 @@ impl From<Column<'_>> for Value {
     }
 }
 
-/// The SQLite statements storing `events`, one per [`sqlite_chunks`]
-/// piece.
-fn sqlite_inserts(events: &[AuditEvent]) -> Vec<Statement> {
-    sqlite_chunks(events)
-        .map(|(take, chunk)| {
-            let values: Vec<Value> = chunk.iter().flat_map(row).map(Value::from).collect();
-            Statement::from_sql_and_values(DatabaseBackend::Sqlite, sqlite_insert_sql(take), values)
-        })
-        .collect()
-}
-
-/// The insert for PostgreSQL: `json_to_recordset` turns the JSON array
-/// parameter into typed rows in one pass.
-const POSTGRES_INSERT: &str = "INSERT INTO audit_events \
-(id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
-SELECT id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes \
-FROM json_to_recordset($1::json) AS r(id uuid, at bigint, request_id text, actor text, method text, \
-route text, path text, status integer, duration_us bigint, db_us bigint, client_ip text, user_agent text, \
-request_bytes bigint, response_bytes bigint) \
-ON CONFLICT DO NOTHING";
-
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// One event as an element of the JSON array the inserts expand: the
-/// column names as keys, counters saturated to the columns' `BIGINT`.
-#[derive(Serialize)]
-struct Row<'a> {
-    id: uuid::fmt::Simple,
-    at: i64,
-    request_id: &'a str,
-    actor: &'a str,
-    method: &'a str,
-    route: &'a str,
-    path: &'a str,
-    status: u16,
-    duration_us: i64,
-    db_us: i64,
-    client_ip: &'a str,
-    user_agent: &'a str,
-    request_bytes: i64,
-    response_bytes: i64,
-}
-
-impl<'a> From<&'a AuditEvent> for Row<'a> {
-    fn from(e: &'a AuditEvent) -> Self {
-        Row {
-            id: e.id.simple(),
-            at: e.at_ms,
-            request_id: &e.request_id,
-            actor: &e.actor,
-            method: &e.method,
-            route: &e.route,
-            path: &e.path,
-            status: e.status,
-            duration_us: saturating_i64(e.duration_us),
-            db_us: saturating_i64(e.db_us),
-            client_ip: &e.client_ip,
-            user_agent: &e.user_agent,
-            request_bytes: saturating_i64(e.request_bytes),
-            response_bytes: saturating_i64(e.response_bytes),
-        }
-    }
-}
-
-/// `events` as the JSON array of [`Row`]s, serialised straight from the
-/// borrowed events.
-fn rows_json(events: &[AuditEvent]) -> Result<String, serde_json::Error> {
-    struct Rows<'a>(&'a [AuditEvent]);
-    impl Serialize for Rows<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(Row::from))
-        }
-    }
-    serde_json::to_string(&Rows(events))
 }
 
 /// The `INSERT ... ON CONFLICT DO NOTHING` statements storing `events`,
 /// as sea-orm statements: what [`insert`] runs on a connection that is not
 /// an sqlx pool (on sqlx pools it binds the same rows more cheaply).
 ///
-/// - PostgreSQL: one statement per [`ROWS_PER_INSERT`] events, each with a
-///   single bound parameter, the events as a JSON array that
-///   `json_to_recordset` expands into rows (sea-query binds no arrays
-///   here, so this is the one-parameter form).
-/// - SQLite: multi-row `VALUES` with a bound parameter per column, at most
-///   [`SQLITE_ROWS_PER_INSERT`] rows a statement, remainders in
-///   power-of-two pieces (300 events: 128 + 128 + 32 + 8 + 4). SQLite
-///   binds in-process, so the bound form is its cheapest.
-///
-/// Re-inserting an event already stored is a no-op, which makes retries
-/// and spill replays idempotent. Empty for no events. Several statements
-/// belong in one transaction ([`insert`] runs them so).
-///
-/// # Errors
-/// Only if serde_json fails to serialise strings and integers, which it
-/// does not; the sink reports it as a failed write.
+/// Multi-row `VALUES` with a bound parameter per column, at most
+/// [`SQLITE_ROWS_PER_INSERT`] rows a statement, remainders in power-of-two
+/// pieces (300 events: 128 + 128 + 32 + 8 + 4); placeholders numbered
+/// `$1, $2, ...` on PostgreSQL. Re-inserting an event already stored is a
+/// no-op, which makes retries and spill replays idempotent. Empty for no
+/// events. Several statements belong in one transaction ([`insert`] runs
+/// them so).
 ///
 /// ```
 /// use oms_core::audit::{AuditEvent, query::insert_statements};
 /// use sea_orm::DatabaseBackend;
 /// let events: Vec<_> = (0..300).map(|_| AuditEvent::example()).collect();
-/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events)?.len(), 1);
-/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events)?.len(), 5);
-/// assert!(insert_statements(DatabaseBackend::Postgres, &[])?.is_empty());
-/// # Ok::<(), serde_json::Error>(())
+/// assert_eq!(insert_statements(DatabaseBackend::Sqlite, &events).len(), 5);
+/// assert_eq!(insert_statements(DatabaseBackend::Postgres, &events).len(), 5);
+/// assert!(insert_statements(DatabaseBackend::Postgres, &[]).is_empty());
 /// ```
-pub fn insert_statements(
-    backend: DatabaseBackend,
-    events: &[AuditEvent],
-) -> Result<Vec<Statement>, serde_json::Error> {
-    if backend != DatabaseBackend::Postgres {
-        return Ok(sqlite_inserts(events));
-    }
-    events
-        .chunks(ROWS_PER_INSERT)
-        .map(|chunk| {
-            let rows = rows_json(chunk)?;
-            Ok(Statement::from_sql_and_values(
+pub fn insert_statements(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec<Statement> {
+    sqlite_chunks(events)
+        .map(|(take, chunk)| {
+            let values: Vec<Value> = chunk.iter().flat_map(row).map(Value::from).collect();
+            Statement::from_sql_and_values(
                 backend,
-                POSTGRES_INSERT,
-                [Value::from(rows)],
-            ))
+                numbered(backend, sqlite_insert_sql(take)),
+                values,
+            )
         })
         .collect()
 }
@@ -283,8 +199,8 @@ pub fn insert_statements(
 ///
 /// - PostgreSQL: one prepared insert per [`ROWS_PER_INSERT`] events, the
 ///   columns bound as arrays in the binary protocol and expanded by
-///   `unnest`, instead of the JSON document of [`insert_statements`] that
-///   PostgreSQL has to parse (BENCHMARKS.md); several share a transaction.
+///   `unnest`, cheaper for PostgreSQL than parsing a JSON document of the
+///   rows (BENCHMARKS.md); several share a transaction.
 /// - SQLite: the statements of [`insert_statements`] with each row bound
 ///   straight to the driver (sqlx) instead of through sea-query `Value`s,
 ///   which sea-orm clones and converts once more on the way (3,500
@@ -334,8 +250,7 @@ pub async fn insert(db: &Database, events: &[AuditEvent]) -> Result<(), PoolErro
         // Not an sqlx pool: the statements, through sea-orm.
         _ => {}
     }
-    let mut statements = insert_statements(db.backend(), events)
-        .map_err(|e| PoolError::Db(DbErr::Custom(e.to_string())))?;
+    let mut statements = insert_statements(db.backend(), events);
     if statements.len() == 1 {
         if let Some(statement) = statements.pop() {
             conn.execute_raw(statement).await?;
@@ -361,19 +276,28 @@ async fn observed<T>(
 }
 
 /// The PostgreSQL insert of [`insert_postgres`]: one array parameter per
-/// column (in [`COLUMNS`] order), `unnest` turning them into rows.
-const POSTGRES_UNNEST: &str = "INSERT INTO audit_events \
-(id, at, request_id, actor, method, route, path, status, duration_us, db_us, client_ip, user_agent, request_bytes, response_bytes) \
-SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-$8::int4[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int8[], $14::int8[]) \
-ON CONFLICT DO NOTHING";
+/// column, `unnest` turning them into rows. Built once per process.
+fn postgres_unnest_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let arrays: Vec<String> = POSTGRES_ARRAY_TYPES
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| format!("${}::{ty}[]", i + 1))
+            .collect();
+        format!(
+            "INSERT INTO audit_events ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING",
+            COLUMNS.join(", "),
+            arrays.join(", ")
+        )
+    })
+}
 
 /// Stores `events` on PostgreSQL with one prepared insert per
 /// [`ROWS_PER_INSERT`] events whose parameters are the columns as arrays,
-/// sent in the binary protocol: PostgreSQL parses no JSON (the
-/// `json_to_recordset` form of [`insert_statements`] costs it more per
-/// row), and the statement is the same for every batch. Several
-/// statements share a transaction.
+/// sent in the binary protocol: PostgreSQL parses no JSON, and the
+/// statement is the same for every batch. Several statements share a
+/// transaction.
 async fn insert_postgres(
     db: &Database,
     pool: &PgPool,
@@ -402,7 +326,7 @@ fn unnest_insert(
             .map(|e| saturating_i64(f(e)))
             .collect::<Vec<_>>()
     };
-    sqlx::query(POSTGRES_UNNEST)
+    sqlx::query(postgres_unnest_sql())
         .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.at_ms).collect::<Vec<_>>())
         .bind(text(|e| &e.request_id))
@@ -424,14 +348,14 @@ fn unnest_insert(
         .bind(int(|e| e.response_bytes))
 }
 
-/// The SQLite statements of [`sqlite_inserts`], bound with sqlx directly,
-/// in one transaction when there is more than one.
+/// The statements of [`insert_statements`], bound with sqlx directly, in
+/// one transaction when there is more than one.
 async fn insert_sqlite(
     db: &Database,
     pool: &SqlitePool,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
-    if events.len() > SQLITE_ROWS_PER_INSERT || !events.len().is_power_of_two() {
+    if sqlite_chunks(events).nth(1).is_some() {
         // Rolled back if dropped before the commit.
         let mut txn = pool.begin().await?;
         run_sqlite_inserts(db, &mut txn, events).await?;
@@ -825,29 +749,45 @@ mod tests {
     }
 
     #[test]
-    fn postgres_inserts_carry_the_rows_as_one_json_parameter() {
+    fn postgres_inserts_bind_every_column_with_numbered_placeholders() {
         let mut e = AuditEvent::example();
         e.request_bytes = u64::MAX;
         e.path = "/v1/\"quoted\"/\u{e9}".into();
-        let events = vec![e.clone(); ROWS_PER_INSERT + 1];
-        let inserts = insert_statements(DatabaseBackend::Postgres, &events).unwrap();
-        assert_eq!(inserts.len(), 2, "split at ROWS_PER_INSERT");
-        assert_eq!(inserts[0].sql, inserts[1].sql, "one statement shape");
-        let values = &inserts[1].values.as_ref().unwrap().0;
-        let [Value::String(Some(json))] = values.as_slice() else {
-            panic!("one text parameter: {values:?}");
-        };
-        let rows: serde_json::Value = serde_json::from_str(json).unwrap();
-        let row = &rows[0];
-        assert_eq!(row["id"], e.id.simple().to_string());
-        assert_eq!(row["at"], e.at_ms);
-        assert_eq!(row["path"], e.path);
-        assert_eq!(row["request_bytes"], i64::MAX, "saturated to BIGINT");
+        // 128 + 2 + 1 rows.
+        let events = vec![e.clone(); SQLITE_ROWS_PER_INSERT + 3];
+        let inserts = insert_statements(DatabaseBackend::Postgres, &events);
+        assert_eq!(inserts.len(), 3);
+        let last = &inserts[2];
+        assert!(!last.sql.contains('?'), "{}", last.sql);
+        assert!(last.sql.contains("($1, $2, $3"), "{}", last.sql);
+        assert!(last.sql.contains("$14)"), "{}", last.sql);
+        assert!(!last.sql.contains("$15"), "one row: {}", last.sql);
+        assert!(last.sql.ends_with(" ON CONFLICT DO NOTHING"));
+        let values = &last.values.as_ref().unwrap().0;
+        assert_eq!(values[0], Value::from(e.id));
+        assert_eq!(values[1], Value::from(e.at_ms));
+        assert_eq!(values[6], Value::from(e.path.as_str()));
+        assert_eq!(values[12], Value::from(i64::MAX), "saturated to BIGINT");
+        assert!(insert_statements(DatabaseBackend::Postgres, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_unnest_insert_lists_every_column_with_its_array_type() {
+        let sql = postgres_unnest_sql();
         assert!(
-            insert_statements(DatabaseBackend::Postgres, &[])
-                .unwrap()
-                .is_empty()
+            sql.starts_with(&format!(
+                "INSERT INTO audit_events ({}) SELECT",
+                COLUMNS.join(", ")
+            )),
+            "{sql}"
         );
+        assert!(
+            sql.contains("unnest($1::uuid[], $2::int8[], $3::text[]"),
+            "{sql}"
+        );
+        assert!(sql.contains("$8::int4[]"), "{sql}");
+        assert!(sql.contains("$14::int8[])"), "{sql}");
+        assert!(sql.ends_with(" ON CONFLICT DO NOTHING"), "{sql}");
     }
 
     #[test]
@@ -856,7 +796,7 @@ mod tests {
         e.request_bytes = u64::MAX;
         // 2 x 128 + 64 + 8 + 2 + 1 rows.
         let events = vec![e.clone(); 2 * SQLITE_ROWS_PER_INSERT + 75];
-        let inserts = insert_statements(DatabaseBackend::Sqlite, &events).unwrap();
+        let inserts = insert_statements(DatabaseBackend::Sqlite, &events);
         let rows: Vec<usize> = inserts
             .iter()
             .map(|s| s.values.as_ref().unwrap().0.len() / COLUMNS.len())
@@ -870,10 +810,6 @@ mod tests {
         let values = &inserts[5].values.as_ref().unwrap().0;
         assert_eq!(values[0], Value::from(e.id));
         assert_eq!(values[12], Value::from(i64::MAX), "saturated to BIGINT");
-        assert!(
-            insert_statements(DatabaseBackend::Sqlite, &[])
-                .unwrap()
-                .is_empty()
-        );
+        assert!(insert_statements(DatabaseBackend::Sqlite, &[]).is_empty());
     }
 }

@@ -28,3 +28,24 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     let group = format!("({})", vec!["?"; cols].join(", "));
     vec![group; rows].join(", ")
 }
+
+/// `sql` written with `?` placeholders, renumbered to `$1, $2, ...` for
+/// PostgreSQL. The SQL must not contain `?` anywhere but in placeholders
+/// (no string literals with `?`).
+pub(crate) fn numbered(backend: DatabaseBackend, sql: &str) -> String {
+    if backend != DatabaseBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}

@@ -13,27 +13,9 @@ use super::product::Product;
 use super::time::from_ms;
 
 /// Builds a statement from SQL written with `?` placeholders, renumbered
-/// to `$1, $2, ...` for PostgreSQL. The SQL must not contain `?` anywhere
-/// but in placeholders (no string literals with `?`).
+/// to `$1, $2, ...` for PostgreSQL ([`crate::db::numbered`]).
 pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            let mut out = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for ch in sql.chars() {
-                if ch == '?' {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push(ch);
-                }
-            }
-            out
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
+    Statement::from_sql_and_values(backend, crate::db::numbered(backend, sql), values)
 }
 
 pub(crate) use crate::db::placeholders;
