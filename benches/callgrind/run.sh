@@ -107,14 +107,15 @@ run() {
   [ "${LOAD:-}" != mixed ] || before=$(served "$variant" "$db")
   callgrind_control --instr=on "$pid" >/dev/null 2>&1
   if [ "${LOAD:-}" = mixed ]; then
+    local token_arg=()
+    if [ "$variant" = full ]; then token_arg=(--token "$token"); fi
     "$bin" load --target "http://127.0.0.1:$port" --scenario mixed --users 8 --duration "$seconds"s \
-      --warmup 0s --products 20 --orders 20 --quiet --out "$work/$variant.json" >/dev/null
+      --warmup 0s --products 20 --orders 20 --quiet --out "$work/$variant.json" \
+      "${token_arg[@]+"${token_arg[@]}"}" >/dev/null
   else
     # wrk counts the responses it got (up to 8 in flight at the end are
     # served but not counted: under 1 % of the total).
-    local hdr=()
-    if [ "$variant" = full ]; then hdr=(-H "Authorization: Bearer $token"); fi
-    done=$(wrk -t1 -c8 -d"$seconds"s "${hdr[@]+"${hdr[@]}"}" "http://127.0.0.1:$port/v1/products/CG-1" \
+    done=$(wrk -t1 -c8 -d"$seconds"s "${auth[@]+"${auth[@]}"}" "http://127.0.0.1:$port/v1/products/CG-1" \
       | awk '/requests in/ {print $1}')
   fi
   sleep 2
