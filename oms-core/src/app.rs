@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditPipeline, AuditSink, AuditStats};
 use crate::cache::{CacheStats, ReadCache};
 use crate::config::{Config, ConfigError};
-use crate::db::{Database, PoolError, StatementObserver, migration, scope};
+use crate::db::{
+    Database, DatabaseHealth, HEALTH_FRESH_FOR, PoolError, StatementObserver, migration, scope,
+};
 use crate::domain::{IdempotencyPurge, OrderService};
 use crate::metrics::{MetricsRecorder, SlowLog, SystemMonitor};
 use crate::plugin::{
@@ -59,6 +61,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The database handle.
     pub db: Database,
+    /// The database's health for `/health` (one ping at a time, answers
+    /// reused for [`HEALTH_FRESH_FOR`](crate::db::HEALTH_FRESH_FOR)).
+    pub health: DatabaseHealth,
     /// The order domain service.
     pub orders: OrderService,
     /// The read cache.
@@ -171,6 +176,7 @@ impl OmsBuilder {
                 cache: ReadCache::new(&config.cache),
                 slow: SlowLog::new(config.metrics.slow_request_log_size),
                 config: Arc::new(config),
+                health: DatabaseHealth::new(db.pool().clone(), HEALTH_FRESH_FOR),
                 db,
                 recorder,
                 audit,

@@ -9,6 +9,7 @@
 
 mod database;
 mod error;
+mod health;
 pub mod migration;
 mod pool;
 pub mod scope;
@@ -17,6 +18,7 @@ pub(crate) mod test_pool;
 
 pub use database::{Database, IsTransient, WriteLease, WriteTurnGuard};
 pub use error::{DbError, PoolError};
+pub use health::{DatabaseHealth, HEALTH_FRESH_FOR};
 pub use pool::{ConnectionPool, Lease, PoolStats, PooledConnection, StatementObserver};
 pub use scope::DbCounters;
 pub use sea_orm::{DatabaseBackend, DatabaseConnection, Statement};

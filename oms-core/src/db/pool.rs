@@ -180,7 +180,10 @@ pub trait ConnectionPool: Send + Sync + 'static {
     /// Current size, idle count, waiters and counters.
     fn stats(&self) -> PoolStats;
 
-    /// Checks that the database answers (`SELECT 1`).
+    /// Checks that the database answers (`SELECT 1`). `/health` calls it
+    /// through [`DatabaseHealth`](super::DatabaseHealth): one ping at a
+    /// time, its answer reused briefly, so an implementation needs no
+    /// throttling of its own.
     ///
     /// # Errors
     /// Whatever kept the database from answering.

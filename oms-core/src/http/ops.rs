@@ -12,7 +12,9 @@ use super::openapi::{Guarded, Health, Performance, Problem};
 use super::{ApiError, render_json};
 
 /// `GET /health`: 200 when the database answers within 1 s, else 503
-/// `degraded` with the reason.
+/// `degraded` with the reason. The answer may be up to
+/// [`HEALTH_FRESH_FOR`](crate::db::HEALTH_FRESH_FOR) old
+/// ([`DatabaseHealth`](crate::db::DatabaseHealth)).
 #[endpoint(
     operation_id = "health",
     tags("operations"),
@@ -24,7 +26,7 @@ use super::{ApiError, render_json};
 )]
 pub(super) async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = super::state(depot)?;
-    let ping = tokio::time::timeout(Duration::from_millis(900), state.db.pool().ping()).await;
+    let ping = tokio::time::timeout(Duration::from_millis(900), state.health.check()).await;
     let (status, database) = match ping {
         Ok(Ok(())) => (StatusCode::OK, "ok".to_owned()),
         Ok(Err(err)) => (

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 use oms_core::db::{ConnectionPool, PoolError, PoolStats, PooledConnection};
 use oms_core::plugin::{PluginError, PluginKind, PoolContext, PoolPlugin};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -51,23 +51,6 @@ pub struct SeaOrmPool {
     timeouts: AtomicU64,
     acquired: AtomicU64,
     acquire_wait: LatencyHistogram,
-    ping_flight: PingFlight,
-}
-
-/// The ping in flight, joined by every caller that arrives before it
-/// answers: a thousand concurrent health checks cost one round trip and one
-/// connection, not a thousand, and each still gets the answer to a ping sent
-/// at most one round trip before it asked.
-#[derive(Default)]
-struct PingFlight(std::sync::Mutex<Option<Ping>>);
-
-/// One ping's answer, awaited by any number of callers.
-type Ping = Shared<BoxFuture<'static, Result<(), String>>>;
-
-impl std::fmt::Debug for PingFlight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PingFlight")
-    }
 }
 
 impl SeaOrmPool {
@@ -116,7 +99,6 @@ impl SeaOrmPool {
             timeouts: AtomicU64::new(0),
             acquired: AtomicU64::new(0),
             acquire_wait: LatencyHistogram::new(),
-            ping_flight: PingFlight::default(),
         })
     }
 
@@ -202,26 +184,14 @@ impl ConnectionPool for SeaOrmPool {
         }
     }
 
+    /// One `SELECT 1` on a pooled connection. `/health` does not call
+    /// this once per probe: oms-core's `DatabaseHealth` runs one ping at a
+    /// time and reuses its answer briefly.
     async fn ping(&self) -> Result<(), PoolError> {
-        let flight = {
-            let mut slot = self
-                .ping_flight
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match slot.as_ref().filter(|f| f.peek().is_none()) {
-                Some(running) => running.clone(),
-                None => {
-                    let db = self.db.clone();
-                    let started = async move { db.ping().await.map_err(|e| e.to_string()) }
-                        .boxed()
-                        .shared();
-                    *slot = Some(started.clone());
-                    started
-                }
-            }
-        };
-        flight.await.map_err(PoolError::Unavailable)
+        self.db
+            .ping()
+            .await
+            .map_err(|e| PoolError::Unavailable(e.to_string()))
     }
 
     async fn close(&self) {

@@ -1,0 +1,196 @@
+//! The database's health as `GET /health` reports it, cheap under a flood
+//! of probes: one ping at a time whatever the pool plugin, and its answer
+//! reused while it is fresh.
+//!
+//! Without the reuse, a probe arriving while the previous ping's connection
+//! was still on its way back to the pool made the pool open another one: a
+//! flood of `/health` grew a SQLite pool to `database.max_connections`
+//! (a thread and a page cache each) and cost every probe a round trip.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use super::ConnectionPool;
+
+/// How long a ping's answer stands for the probes after it: `/health`
+/// reports the database as it was at most this long ago.
+pub const HEALTH_FRESH_FOR: Duration = Duration::from_millis(250);
+
+/// One ping's outcome and when it came.
+#[derive(Debug, Clone)]
+struct Answer {
+    at: Instant,
+    outcome: Result<(), String>,
+}
+
+/// The latest ping, running or answered, shared by every probe that
+/// awaits it.
+type Flight = Shared<BoxFuture<'static, Answer>>;
+
+/// Pings the database behind a pool on behalf of health probes: probes
+/// that arrive while a ping runs wait for that ping, and probes within
+/// `fresh_for` of its answer get the same answer without a new one.
+///
+/// ```
+/// # async fn probe(pool: std::sync::Arc<dyn oms_core::db::ConnectionPool>) {
+/// use oms_core::db::{DatabaseHealth, HEALTH_FRESH_FOR};
+///
+/// let health = DatabaseHealth::new(pool, HEALTH_FRESH_FOR);
+/// match health.check().await {
+///     Ok(()) => println!("database ok"),
+///     Err(reason) => println!("database unavailable: {reason}"),
+/// }
+/// # }
+/// ```
+pub struct DatabaseHealth {
+    pool: Arc<dyn ConnectionPool>,
+    fresh_for: Duration,
+    flight: Mutex<Option<Flight>>,
+}
+
+impl std::fmt::Debug for DatabaseHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseHealth")
+            .field("pool", &self.pool.name())
+            .field("fresh_for", &self.fresh_for)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseHealth {
+    /// Health of the database behind `pool`, each answer standing for
+    /// `fresh_for` (`/health` uses [`HEALTH_FRESH_FOR`]).
+    pub fn new(pool: Arc<dyn ConnectionPool>, fresh_for: Duration) -> Self {
+        Self {
+            pool,
+            fresh_for,
+            flight: Mutex::new(None),
+        }
+    }
+
+    /// Whether the database answers: the fresh answer if there is one,
+    /// else the running ping's, else a new ping's. Callers bound the wait
+    /// themselves (a ping waits up to the pool's acquire timeout).
+    ///
+    /// # Errors
+    /// What kept the database from answering, as text (shared by every
+    /// probe that awaited the same ping).
+    pub async fn check(&self) -> Result<(), String> {
+        let flight = {
+            let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_ref().map(|f| (f, f.peek())) {
+                Some((running, None)) => running.clone(),
+                Some((_, Some(done))) if done.at.elapsed() < self.fresh_for => {
+                    return done.outcome.clone();
+                }
+                _ => {
+                    let started = self.ping();
+                    *slot = Some(started.clone());
+                    started
+                }
+            }
+        };
+        flight.await.outcome
+    }
+
+    fn ping(&self) -> Flight {
+        let pool = self.pool.clone();
+        async move {
+            let outcome = pool.ping().await.map_err(|e| e.to_string());
+            Answer {
+                at: Instant::now(),
+                outcome,
+            }
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+    use sea_orm::DatabaseBackend;
+
+    use super::*;
+    use crate::db::{PoolError, PoolStats, PooledConnection};
+
+    /// Counts pings; each takes `delay` and fails while `down` is set.
+    struct PingCounter {
+        pings: AtomicU32,
+        down: AtomicBool,
+        delay: Duration,
+    }
+
+    #[async_trait]
+    impl ConnectionPool for PingCounter {
+        fn name(&self) -> &str {
+            "ping-counter"
+        }
+        fn backend(&self) -> DatabaseBackend {
+            DatabaseBackend::Sqlite
+        }
+        async fn acquire(&self) -> Result<PooledConnection, PoolError> {
+            Err(PoolError::Closed)
+        }
+        fn stats(&self) -> PoolStats {
+            PoolStats::default()
+        }
+        async fn ping(&self) -> Result<(), PoolError> {
+            self.pings.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if self.down.load(Ordering::SeqCst) {
+                Err(PoolError::Unavailable("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+        async fn close(&self) {}
+    }
+
+    fn counter(delay: Duration) -> Arc<PingCounter> {
+        Arc::new(PingCounter {
+            pings: AtomicU32::new(0),
+            down: AtomicBool::new(false),
+            delay,
+        })
+    }
+
+    #[tokio::test]
+    async fn probes_during_a_ping_share_it_and_a_fresh_answer_is_reused() {
+        let pool = counter(Duration::from_millis(50));
+        let health = DatabaseHealth::new(pool.clone(), Duration::from_secs(5));
+        let answers = futures::future::join_all((0..100).map(|_| health.check())).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 1, "100 probes at once");
+        for _ in 0..10 {
+            assert_eq!(health.check().await, Ok(()));
+        }
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 1, "probes within 5 s");
+    }
+
+    #[tokio::test]
+    async fn an_outage_and_the_recovery_show_once_the_answer_is_stale() {
+        let pool = counter(Duration::ZERO);
+        let fresh_for = Duration::from_millis(500);
+        let health = DatabaseHealth::new(pool.clone(), fresh_for);
+        assert_eq!(health.check().await, Ok(()));
+
+        pool.down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(fresh_for).await;
+        let down = health.check().await;
+        assert_eq!(down, Err("database unavailable: connection refused".into()));
+        assert_eq!(health.check().await, down, "the failure stands while fresh");
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 2);
+
+        pool.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(fresh_for).await;
+        assert_eq!(health.check().await, Ok(()));
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 3);
+    }
+}
