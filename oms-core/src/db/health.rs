@@ -72,38 +72,57 @@ impl DatabaseHealth {
     }
 
     /// Whether the database answers: the fresh answer if there is one,
-    /// else the running ping's, else a new ping's. Callers bound the wait
+    /// else the running ping's, else a new ping's. The ping runs as its
+    /// own task, so a caller that stops waiting (its own deadline) leaves
+    /// it to finish and hand its connection back. Callers bound the wait
     /// themselves (a ping waits up to the pool's acquire timeout).
     ///
     /// # Errors
     /// What kept the database from answering, as text (shared by every
     /// probe that awaited the same ping).
     pub async fn check(&self) -> Result<(), String> {
-        let flight = {
-            let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_ref().map(|f| (f, f.peek())) {
-                Some((running, None)) => running.clone(),
-                Some((_, Some(done))) if done.at.elapsed() < self.fresh_for => {
-                    return done.outcome.clone();
+        loop {
+            let flight = {
+                let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+                match slot.as_ref().map(|f| (f, f.peek())) {
+                    Some((running, None)) => running.clone(),
+                    Some((_, Some(done))) if self.is_fresh(done) => {
+                        return done.outcome.clone();
+                    }
+                    _ => {
+                        let started = self.ping();
+                        *slot = Some(started.clone());
+                        started
+                    }
                 }
-                _ => {
-                    let started = self.ping();
-                    *slot = Some(started.clone());
-                    started
-                }
+            };
+            let answer = flight.await;
+            // A ping that ended long before anyone awaited it is stale:
+            // ask again rather than report an old state.
+            if self.is_fresh(&answer) {
+                return answer.outcome;
             }
-        };
-        flight.await.outcome
+        }
+    }
+
+    fn is_fresh(&self, answer: &Answer) -> bool {
+        answer.at.elapsed() < self.fresh_for
     }
 
     fn ping(&self) -> Flight {
         let pool = self.pool.clone();
-        async move {
+        let task = tokio::spawn(async move {
             let outcome = pool.ping().await.map_err(|e| e.to_string());
             Answer {
                 at: Instant::now(),
                 outcome,
             }
+        });
+        async move {
+            task.await.unwrap_or_else(|e| Answer {
+                at: Instant::now(),
+                outcome: Err(format!("the ping did not finish: {e}")),
+            })
         }
         .boxed()
         .shared()
@@ -120,9 +139,11 @@ mod tests {
     use super::*;
     use crate::db::{PoolError, PoolStats, PooledConnection};
 
-    /// Counts pings; each takes `delay` and fails while `down` is set.
+    /// Counts pings started and finished; each takes `delay` and fails
+    /// while `down` is set.
     struct PingCounter {
         pings: AtomicU32,
+        finished: AtomicU32,
         down: AtomicBool,
         delay: Duration,
     }
@@ -144,6 +165,7 @@ mod tests {
         async fn ping(&self) -> Result<(), PoolError> {
             self.pings.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
+            self.finished.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 Err(PoolError::Unavailable("connection refused".into()))
             } else {
@@ -156,6 +178,7 @@ mod tests {
     fn counter(delay: Duration) -> Arc<PingCounter> {
         Arc::new(PingCounter {
             pings: AtomicU32::new(0),
+            finished: AtomicU32::new(0),
             down: AtomicBool::new(false),
             delay,
         })
@@ -172,6 +195,22 @@ mod tests {
             assert_eq!(health.check().await, Ok(()));
         }
         assert_eq!(pool.pings.load(Ordering::SeqCst), 1, "probes within 5 s");
+    }
+
+    #[tokio::test]
+    async fn a_ping_whose_caller_gave_up_finishes_and_its_answer_serves_the_next_probe() {
+        let pool = counter(Duration::from_millis(100));
+        let health = DatabaseHealth::new(pool.clone(), Duration::from_secs(5));
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), health.check()).await;
+        assert!(gave_up.is_err(), "the probe should have timed out");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            pool.finished.load(Ordering::SeqCst),
+            1,
+            "the ping stopped when its only caller did (its connection held)"
+        );
+        assert_eq!(health.check().await, Ok(()));
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 1, "the answer is reused");
     }
 
     #[tokio::test]
