@@ -80,18 +80,31 @@ status=0
 # Hypothesis and schemathesis keep their example databases in the working
 # directory: run there, under target/, not in the source tree.
 mkdir -p "$target_dir/schemathesis/work"
-(cd "$target_dir/schemathesis/work" && "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
-  --header "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance,missing_required_header \
-  --phases examples,coverage,fuzzing,stateful \
-  --max-examples "$MAX_EXAMPLES" \
-  --max-time "$MAX_TIME" \
-  --seed "$SEED" \
-  --workers 2 \
-  --request-timeout 10 \
-  --suppress-health-check too_slow,filter_too_much \
-  --report junit --report-junit-path "$target_dir/schemathesis/junit.xml" \
-  --no-color) 2>&1 | tee "$work/schemathesis.log" || status=$?
+run_schemathesis() {
+  (cd "$target_dir/schemathesis/work" && "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance,missing_required_header \
+    --phases examples,coverage,fuzzing,stateful \
+    --max-examples "$MAX_EXAMPLES" \
+    --max-time "$MAX_TIME" \
+    --seed "$SEED" \
+    --workers 2 \
+    --request-timeout 10 \
+    --suppress-health-check too_slow,filter_too_much \
+    --report junit --report-junit-path "$target_dir/schemathesis/junit.xml" \
+    --no-color) 2>&1 | tee "$work/schemathesis.log"
+}
+run_schemathesis || status=$?
+# CPython 3.11 (seen with 3.11.7, once in three runs here) can raise a
+# spurious "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905) inside hypothesis' printing of its own strategies; schemathesis reports it as a runtime
+# error, not a failed check. Only then, and only once, run again.
+if [ "$status" -ne 0 ] && grep -q "AST constructor recursion depth mismatch" "$work/schemathesis.log" \
+  && ! grep -qE "^=+ FAILURES =+$" "$work/schemathesis.log"; then
+  echo "== schemathesis hit CPython's spurious AST SystemError (no failed check); running once more"
+  status=0
+  run_schemathesis || status=$?
+fi
 
 if grep -qiE "panicked|internal error" "$work/server.log"; then
   echo "== the server logged errors:"

@@ -62,7 +62,7 @@ pub struct AppState {
     /// The database handle.
     pub db: Database,
     /// The database's health for `/health` (one ping at a time, answers
-    /// reused for [`HEALTH_FRESH_FOR`](crate::db::HEALTH_FRESH_FOR)).
+    /// reused for [`HEALTH_FRESH_FOR`]).
     pub health: DatabaseHealth,
     /// The order domain service.
     pub orders: OrderService,
