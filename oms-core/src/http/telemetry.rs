@@ -10,7 +10,7 @@
 //! the route label is built once and moved into the audit event.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use salvo::http::header::{HeaderName, HeaderValue};
@@ -179,6 +179,23 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Counts a request in `in_flight` until dropped, also when its future is
+/// dropped before it finished.
+struct InFlight<'a>(&'a AtomicI64);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicI64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The timing header values of one response, written into one buffer
 /// that every header value slices without copying.
 struct HeaderText {
@@ -302,9 +319,10 @@ impl Handler for Telemetry {
         if self.metrics && res.headers().is_empty() {
             res.headers_mut().reserve(RESPONSE_HEADERS);
         }
-        self.state.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Until the audit event is queued too: a request waiting for room
+        // in a full queue (`on_full = "block"`) is still being handled.
+        let _in_flight = InFlight::enter(&self.state.in_flight);
         scope::with_counters(counters.clone(), ctrl.call_next(req, depot, res)).await;
-        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
 
         let request_id = match depot.get_typed::<RequestId>() {
             Ok(RequestId(id)) => id.as_str(),
