@@ -81,6 +81,7 @@ impl DatabaseHealth {
     /// What kept the database from answering, as text (shared by every
     /// probe that awaited the same ping).
     pub async fn check(&self) -> Result<(), String> {
+        let asked = Instant::now();
         loop {
             let flight = {
                 let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
@@ -97,9 +98,11 @@ impl DatabaseHealth {
                 }
             };
             let answer = flight.await;
-            // A ping that ended long before anyone awaited it is stale:
-            // ask again rather than report an old state.
-            if self.is_fresh(&answer) {
+            // A ping that ended before this probe asked, and long enough
+            // ago to be stale, was left unawaited: ask again. A ping that
+            // ended after the probe asked always answers it, so this runs
+            // at most twice whatever `fresh_for` is.
+            if answer.at >= asked || self.is_fresh(&answer) {
                 return answer.outcome;
             }
         }
@@ -211,6 +214,16 @@ mod tests {
         );
         assert_eq!(health.check().await, Ok(()));
         assert_eq!(pool.pings.load(Ordering::SeqCst), 1, "the answer is reused");
+    }
+
+    #[tokio::test]
+    async fn with_no_freshness_every_probe_gets_a_ping_of_its_own() {
+        let pool = counter(Duration::ZERO);
+        let health = DatabaseHealth::new(pool.clone(), Duration::ZERO);
+        for _ in 0..3 {
+            assert_eq!(health.check().await, Ok(()));
+        }
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
