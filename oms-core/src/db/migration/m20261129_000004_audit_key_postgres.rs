@@ -25,9 +25,20 @@ impl MigrationName for Migration {
     }
 }
 
-/// Makes `columns` the primary key of `audit_events` unless it already is.
-fn primary_key(columns: &str, arity: u8) -> String {
-    format!(
+/// On PostgreSQL, makes `columns` (`arity` of them) the primary key of
+/// `audit_events` unless it already is, then runs `index_sql` (dropping or
+/// restoring `idx_audit_at`); elsewhere nothing.
+async fn rekey(
+    m: &SchemaManager<'_>,
+    columns: &str,
+    arity: u8,
+    index_sql: &str,
+) -> Result<(), DbErr> {
+    if m.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let conn = m.get_connection();
+    conn.execute_unprepared(&format!(
         "DO $$ BEGIN \
            IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              WHERE c.relname = 'audit_events' AND i.indisprimary AND i.indnatts = {arity}) THEN \
@@ -35,7 +46,9 @@ fn primary_key(columns: &str, arity: u8) -> String {
              ALTER TABLE audit_events ADD CONSTRAINT audit_events_pkey PRIMARY KEY ({columns}); \
            END IF; \
          END $$"
-    )
+    ))
+    .await?;
+    conn.execute_unprepared(index_sql).await.map(drop)
 }
 
 #[async_trait::async_trait]
@@ -45,24 +58,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        let conn = m.get_connection();
-        conn.execute_unprepared(&primary_key("at, id", 2)).await?;
-        conn.execute_unprepared("DROP INDEX IF EXISTS idx_audit_at")
-            .await
-            .map(drop)
+        rekey(m, "at, id", 2, "DROP INDEX IF EXISTS idx_audit_at").await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        let conn = m.get_connection();
-        conn.execute_unprepared(&primary_key("id", 1)).await?;
-        conn.execute_unprepared("CREATE INDEX IF NOT EXISTS idx_audit_at ON audit_events (at, id)")
-            .await
-            .map(drop)
+        rekey(
+            m,
+            "id",
+            1,
+            "CREATE INDEX IF NOT EXISTS idx_audit_at ON audit_events (at, id)",
+        )
+        .await
     }
 }
