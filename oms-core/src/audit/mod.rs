@@ -7,6 +7,7 @@ mod event;
 mod example;
 mod pipeline;
 pub mod query;
+mod runtime;
 mod sink;
 mod spill;
 mod stats;

@@ -14,6 +14,11 @@
 //!   (an event arriving at an idle queue waits at most that long), releases
 //!   it and delivers the batch while the next worker collects the next
 //!   one. The mutex is only contended by workers, never by requests.
+//! - The workers and the replayer run on a thread of their own, the
+//!   `oms-audit` thread with a current-thread tokio runtime (see
+//!   `runtime.rs`), not among the request tasks: a batch write is a chain
+//!   of wake-ups, and on a busy request runtime each one waited behind
+//!   every runnable request.
 //! - Each batch goes to every sink concurrently. A failing sink is retried
 //!   `retry_attempts` times in all with exponential backoff (50 ms
 //!   doubling, capped at 1 s), then the batch is appended to the sink's
@@ -80,6 +85,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::runtime::AuditRuntime;
 use super::spill::SinkSlot;
 use super::stats::{AuditStats, LatencyRing};
 use super::{AuditEvent, AuditSink};
@@ -100,6 +106,9 @@ pub enum AuditStartError {
     /// Two sinks have the same name, so they would share a spill file.
     #[error("audit sink {0:?} is configured twice")]
     DuplicateSink(String),
+    /// The audit thread or its runtime could not be started.
+    #[error("audit thread: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Timings of the pipeline that `oms.toml` does not expose; the defaults
@@ -284,14 +293,17 @@ impl AuditPipeline {
     }
 
     /// Creates `spill_dir` if needed, notes spill files left by a previous
-    /// run (replayed first), and spawns `config.workers` workers and the
-    /// replayer on the current tokio runtime. Zero `workers`,
+    /// run (replayed first), and starts `config.workers` workers and the
+    /// replayer on the pipeline's own `oms-audit` thread, which ends once
+    /// they have (after [`shutdown`](Self::shutdown), or when the last
+    /// handle is dropped and the queue is drained). Zero `workers`,
     /// `queue_capacity`, `batch_size` or `retry_attempts` count as 1.
     ///
     /// # Errors
     /// [`AuditStartError::Io`] when the spill directory cannot be created
     /// or read; [`AuditStartError::DuplicateSink`] when two sinks share a
-    /// name.
+    /// name; [`AuditStartError::Runtime`] when the audit thread cannot be
+    /// started.
     ///
     /// # Panics
     /// Outside a tokio runtime.
@@ -365,10 +377,13 @@ impl AuditPipeline {
             rx,
             deadline: tokio::time::Instant::now() + shared.flush_interval,
         }));
+        let runtime = AuditRuntime::start()
+            .await
+            .map_err(AuditStartError::Runtime)?;
         let workers = (0..config.workers.max(1))
-            .map(|_| tokio::spawn(worker(shared.clone(), queue.clone())))
+            .map(|_| runtime.spawn(worker(shared.clone(), queue.clone())))
             .collect();
-        let replayer = tokio::spawn(replayer(shared.clone()));
+        let replayer = runtime.spawn(replayer(shared.clone()));
         *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tasks { workers, replayer });
         Ok(AuditPipeline {
             handle: Arc::new(Handle { shared }),
