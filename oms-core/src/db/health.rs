@@ -1,6 +1,6 @@
 //! The database's health as `GET /health` reports it, cheap under a flood
-//! of probes: one ping at a time whatever the pool plugin, and its answer
-//! reused while it is fresh.
+//! of probes: one ping at a time whatever the pool plugin, its answer
+//! reused while it is fresh and renewed before it goes stale.
 //!
 //! Without the reuse, a probe arriving while the previous ping's connection
 //! was still on its way back to the pool made the pool open another one: a
@@ -26,13 +26,32 @@ struct Answer {
     outcome: Result<(), String>,
 }
 
-/// The latest ping, running or answered, shared by every probe that
-/// awaits it.
+/// A ping, running or answered, shared by every probe that awaits it.
 type Flight = Shared<BoxFuture<'static, Answer>>;
 
+/// The latest answer and the ping running now, if any.
+#[derive(Default)]
+struct Slot {
+    latest: Option<Answer>,
+    running: Option<Flight>,
+}
+
+impl Slot {
+    /// Keeps `answer` unless a later one is there already.
+    fn answered(&mut self, answer: &Answer) {
+        if self.latest.as_ref().is_none_or(|l| l.at <= answer.at) {
+            self.latest = Some(answer.clone());
+        }
+    }
+}
+
 /// Pings the database behind a pool on behalf of health probes: probes
-/// that arrive while a ping runs wait for that ping, and probes within
-/// `fresh_for` of its answer get the same answer without a new one.
+/// within `fresh_for` of an answer get that answer without waiting, probes
+/// after that wait for the running ping (or start one). Past half of
+/// `fresh_for` the first probe also starts the next ping in the background,
+/// so under steady probing the answer is renewed before it goes stale and
+/// no probe waits: a thousand probes waiting for one ping at once held a
+/// thousand requests in memory.
 ///
 /// ```
 /// # async fn probe(pool: std::sync::Arc<dyn oms_core::db::ConnectionPool>) {
@@ -48,7 +67,7 @@ type Flight = Shared<BoxFuture<'static, Answer>>;
 pub struct DatabaseHealth {
     pool: Arc<dyn ConnectionPool>,
     fresh_for: Duration,
-    flight: Mutex<Option<Flight>>,
+    slot: Arc<Mutex<Slot>>,
 }
 
 impl std::fmt::Debug for DatabaseHealth {
@@ -67,15 +86,16 @@ impl DatabaseHealth {
         Self {
             pool,
             fresh_for,
-            flight: Mutex::new(None),
+            slot: Arc::default(),
         }
     }
 
-    /// Whether the database answers: the fresh answer if there is one,
-    /// else the running ping's, else a new ping's. The ping runs as its
-    /// own task, so a caller that stops waiting (its own deadline) leaves
-    /// it to finish and hand its connection back. Callers bound the wait
-    /// themselves (a ping waits up to the pool's acquire timeout).
+    /// Whether the database answers: the fresh answer if there is one
+    /// (starting its renewal past half its life), else the running ping's,
+    /// else a new ping's. A ping runs as its own task, so a caller that
+    /// stops waiting (its own deadline) leaves it to finish and hand its
+    /// connection back. Callers bound the wait themselves (a ping waits up
+    /// to the pool's acquire timeout).
     ///
     /// # Errors
     /// What kept the database from answering, as text (shared by every
@@ -84,15 +104,25 @@ impl DatabaseHealth {
         let asked = Instant::now();
         loop {
             let flight = {
-                let mut slot = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
-                match slot.as_ref().map(|f| (f, f.peek())) {
-                    Some((running, None)) => running.clone(),
-                    Some((_, Some(done))) if self.is_fresh(done) => {
-                        return done.outcome.clone();
+                let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+                // A ping's task records its answer and clears `running`
+                // unless it died: then its flight answered someone.
+                if let Some(done) = slot.running.as_ref().and_then(Shared::peek).cloned() {
+                    slot.answered(&done);
+                    slot.running = None;
+                }
+                if let Some(latest) = slot.latest.as_ref().filter(|a| self.is_fresh(a)) {
+                    let outcome = latest.outcome.clone();
+                    if latest.at.elapsed() >= self.fresh_for / 2 && slot.running.is_none() {
+                        slot.running = Some(self.ping());
                     }
-                    _ => {
+                    return outcome;
+                }
+                match &slot.running {
+                    Some(running) => running.clone(),
+                    None => {
                         let started = self.ping();
-                        *slot = Some(started.clone());
+                        slot.running = Some(started.clone());
                         started
                     }
                 }
@@ -112,14 +142,23 @@ impl DatabaseHealth {
         answer.at.elapsed() < self.fresh_for
     }
 
+    /// Starts a ping as its own task, which records its answer whether or
+    /// not anyone awaits it. Called with the slot locked.
     fn ping(&self) -> Flight {
         let pool = self.pool.clone();
+        let slot = self.slot.clone();
         let task = tokio::spawn(async move {
             let outcome = pool.ping().await.map_err(|e| e.to_string());
-            Answer {
+            let answer = Answer {
                 at: Instant::now(),
                 outcome,
-            }
+            };
+            let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.answered(&answer);
+            // The only ping running: one starts only when none is.
+            slot.running = None;
+            drop(slot);
+            answer
         });
         async move {
             task.await.unwrap_or_else(|e| Answer {
@@ -244,5 +283,32 @@ mod tests {
         tokio::time::sleep(fresh_for).await;
         assert_eq!(health.check().await, Ok(()));
         assert_eq!(pool.pings.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn past_half_its_life_the_answer_is_renewed_without_making_a_probe_wait() {
+        let pool = counter(Duration::from_millis(200));
+        let fresh_for = Duration::from_millis(600);
+        let health = DatabaseHealth::new(pool.clone(), fresh_for);
+        assert_eq!(health.check().await, Ok(()));
+        tokio::time::sleep(fresh_for / 2).await;
+
+        // The renewal takes 200 ms; the probe that starts it does not wait.
+        pool.down.store(true, Ordering::SeqCst);
+        let answered = tokio::time::timeout(Duration::from_millis(100), health.check()).await;
+        assert_eq!(answered, Ok(Ok(())), "the fresh answer, at once");
+        tokio::task::yield_now().await;
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 2, "the renewal started");
+        assert_eq!(health.check().await, Ok(()), "one renewal at a time");
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 2);
+
+        // Once it has answered, probes see the outage, though no probe
+        // awaited the ping.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            health.check().await,
+            Err("database unavailable: connection refused".into())
+        );
+        assert_eq!(pool.pings.load(Ordering::SeqCst), 2);
     }
 }
