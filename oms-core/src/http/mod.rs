@@ -190,24 +190,15 @@ fn set_etag(res: &mut Response, version: i64) {
     }
 }
 
-/// The representation to serve: the cache's `hit`, or `load` from the
-/// database, serialised and handed to `fill` (which caches it unless a
-/// write happened since `epoch`, taken before the load).
-pub(crate) async fn read_through<T: serde::Serialize>(
-    hit: Option<Arc<crate::cache::Cached>>,
-    epoch: u64,
+/// The representation of what `load` reads, serialised once to be
+/// cached and served.
+pub(crate) async fn representation<T: serde::Serialize>(
     load: impl Future<Output = Result<T, crate::domain::DomainError>>,
     version: impl FnOnce(&T) -> i64,
-    fill: impl FnOnce(u64, crate::cache::Cached),
-) -> Result<Arc<crate::cache::Cached>, ApiError> {
-    if let Some(hit) = hit {
-        return Ok(hit);
-    }
+) -> Result<crate::cache::Cached, ApiError> {
     let value = load.await?;
     let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
-    let cached = crate::cache::Cached::new(version(&value), body);
-    fill(epoch, cached.clone());
-    Ok(Arc::new(cached))
+    Ok(crate::cache::Cached::new(version(&value), body))
 }
 
 /// Answers from a serialised representation: 304 when `If-None-Match`

@@ -122,7 +122,7 @@ pub(super) async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(),
     let audit = state.audit_stats();
     let cache = state.cache_stats();
     let system = state.system.snapshot();
-    let gauges: [(&str, &str, &str, f64); 17] = [
+    let gauges: [(&str, &str, &str, f64); 18] = [
         (
             "http_server_active_requests",
             "gauge",
@@ -206,6 +206,12 @@ pub(super) async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(),
             "counter",
             "Read-cache misses.",
             cache.misses as f64,
+        ),
+        (
+            "oms_cache_coalesced_total",
+            "counter",
+            "Read-cache misses answered by a read of the same entry already running.",
+            cache.coalesced as f64,
         ),
         (
             "oms_cache_entries",

@@ -143,14 +143,13 @@ pub(super) async fn get(
 ) -> Result<(), ApiError> {
     let state = state(depot)?;
     let id = order_id(req)?;
-    let cached = super::read_through(
-        state.cache.order(&id),
-        state.cache.epoch(),
-        state.orders.get_order(id),
-        |o| o.version,
-        |epoch, c| state.cache.fill_order(id, epoch, c),
-    )
-    .await?;
+    let cached = state
+        .cache
+        .order_or_load(
+            id,
+            super::representation(state.orders.get_order(id), |o| o.version),
+        )
+        .await?;
     super::render_cached(req, res, &cached);
     Ok(())
 }

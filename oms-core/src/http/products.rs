@@ -66,14 +66,13 @@ pub(super) async fn get(
 ) -> Result<(), ApiError> {
     let state = state(depot)?;
     let sku = sku(req);
-    let cached = super::read_through(
-        state.cache.product(&sku),
-        state.cache.epoch(),
-        state.orders.get_product(&sku),
-        |p| p.version,
-        |epoch, c| state.cache.fill_product(&sku, epoch, c),
-    )
-    .await?;
+    let cached = state
+        .cache
+        .product_or_load(
+            &sku,
+            super::representation(state.orders.get_product(&sku), |p| p.version),
+        )
+        .await?;
     super::render_cached(req, res, &cached);
     Ok(())
 }
