@@ -9,6 +9,12 @@
 //! seen once the entry expires (`cache.ttl_ms`); stock reservations are
 //! always checked against the database, never against the cache.
 //!
+//! Under load: concurrent misses of one entry share one database read
+//! (`flight.rs`), and an entry past half its time to live is read again by
+//! the next request that finds it while the others are still served from
+//! it ([`ReadCache::product_or_load`]), so a hot entry is renewed before it
+//! expires instead of all its readers missing at once.
+//!
 //! ```
 //! use oms_core::cache::{Cached, ReadCache};
 //! use oms_core::config::CacheConfig;
