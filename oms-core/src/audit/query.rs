@@ -200,7 +200,9 @@ pub fn insert_statements(backend: DatabaseBackend, events: &[AuditEvent]) -> Vec
 /// - PostgreSQL: one prepared insert per [`ROWS_PER_INSERT`] events, the
 ///   columns bound as arrays in the binary protocol and expanded by
 ///   `unnest`, cheaper for PostgreSQL than parsing a JSON document of the
-///   rows (BENCHMARKS.md); several share a transaction.
+///   rows (BENCHMARKS.md); several share a transaction. Inserted plainly
+///   first; only a batch that finds an event stored already (a retry, a
+///   replay) is inserted again with `ON CONFLICT DO NOTHING`.
 /// - SQLite: the statements of [`insert_statements`] with each row bound
 ///   straight to the driver (sqlx) instead of through sea-query `Value`s,
 ///   which sea-orm clones and converts once more on the way (3,500
@@ -275,20 +277,26 @@ async fn observed<T>(
     result
 }
 
-/// The PostgreSQL insert of [`insert_postgres`]: one array parameter per
-/// column, `unnest` turning them into rows. Built once per process.
-fn postgres_unnest_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
+/// The PostgreSQL inserts of [`insert_postgres`]: one array parameter per
+/// column, `unnest` turning them into rows; with `skip_stored`, `ON
+/// CONFLICT DO NOTHING`. Each built once per process.
+fn postgres_unnest_sql(skip_stored: bool) -> &'static str {
+    static SQL: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    SQL[usize::from(skip_stored)].get_or_init(|| {
         let arrays: Vec<String> = POSTGRES_ARRAY_TYPES
             .iter()
             .enumerate()
             .map(|(i, ty)| format!("${}::{ty}[]", i + 1))
             .collect();
         format!(
-            "INSERT INTO audit_events ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING",
+            "INSERT INTO audit_events ({}) SELECT * FROM unnest({}){}",
             COLUMNS.join(", "),
-            arrays.join(", ")
+            arrays.join(", "),
+            if skip_stored {
+                " ON CONFLICT DO NOTHING"
+            } else {
+                ""
+            }
         )
     })
 }
@@ -298,19 +306,45 @@ fn postgres_unnest_sql() -> &'static str {
 /// sent in the binary protocol: PostgreSQL parses no JSON, and the
 /// statement is the same for every batch. Several statements share a
 /// transaction.
+///
+/// A batch is first inserted plainly: `ON CONFLICT DO NOTHING` makes
+/// PostgreSQL insert each row speculatively (a conflict check, then a
+/// confirmation record), about 40 % more of its time per row
+/// (BENCHMARKS.md), paid for what only a retried or replayed batch needs.
+/// When the plain insert finds an event stored already (unique
+/// violation), nothing of it was kept and the batch is inserted again
+/// skipping stored events.
 async fn insert_postgres(
     db: &Database,
     pool: &PgPool,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
+    match insert_postgres_once(db, pool, events, false).await {
+        Err(err)
+            if err
+                .as_database_error()
+                .is_some_and(|e| e.is_unique_violation()) =>
+        {
+            insert_postgres_once(db, pool, events, true).await
+        }
+        done => done,
+    }
+}
+
+async fn insert_postgres_once(
+    db: &Database,
+    pool: &PgPool,
+    events: &[AuditEvent],
+    skip_stored: bool,
+) -> Result<(), sqlx::Error> {
     if events.len() > ROWS_PER_INSERT {
         let mut txn = pool.begin().await?;
         for chunk in events.chunks(ROWS_PER_INSERT) {
-            observed(db, unnest_insert(chunk).execute(&mut *txn)).await?;
+            observed(db, unnest_insert(chunk, skip_stored).execute(&mut *txn)).await?;
         }
         return txn.commit().await;
     }
-    observed(db, unnest_insert(events).execute(pool))
+    observed(db, unnest_insert(events, skip_stored).execute(pool))
         .await
         .map(drop)
 }
@@ -318,6 +352,7 @@ async fn insert_postgres(
 /// The insert of `events` as column arrays.
 fn unnest_insert(
     events: &[AuditEvent],
+    skip_stored: bool,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
     let int = |f: fn(&AuditEvent) -> u64| {
@@ -326,7 +361,7 @@ fn unnest_insert(
             .map(|e| saturating_i64(f(e)))
             .collect::<Vec<_>>()
     };
-    sqlx::query(postgres_unnest_sql())
+    sqlx::query(postgres_unnest_sql(skip_stored))
         .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.at_ms).collect::<Vec<_>>())
         .bind(text(|e| &e.request_id))
@@ -773,7 +808,8 @@ mod tests {
 
     #[test]
     fn the_unnest_insert_lists_every_column_with_its_array_type() {
-        let sql = postgres_unnest_sql();
+        assert!(!postgres_unnest_sql(false).contains("CONFLICT"));
+        let sql = postgres_unnest_sql(true);
         assert!(
             sql.starts_with(&format!(
                 "INSERT INTO audit_events ({}) SELECT",

@@ -800,8 +800,13 @@ async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
         query::insert(&db, &partly).await.unwrap();
         query::insert(&db, &sent).await.unwrap();
         assert_eq!(count(&db).await, 310, "{backend}");
+        // Also when the batch takes several statements in one transaction.
+        let mut large = events(4_200);
+        large.extend_from_slice(&sent[..3]);
+        query::insert(&db, &large).await.unwrap();
+        assert_eq!(count(&db).await, 4_510, "{backend}");
         query::insert(&db, &[]).await.unwrap();
-        assert_eq!(count(&db).await, 310, "{backend}");
+        assert_eq!(count(&db).await, 4_510, "{backend}");
 
         // Every column lands where it belongs, text escapes included.
         let e = AuditEvent {
@@ -849,7 +854,7 @@ async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
 
         // More than one statement's worth (a spill replay): all stored.
         query::insert(&db, &events(5_000)).await.unwrap();
-        assert_eq!(count(&db).await, 311 + 5_000, "{backend}");
+        assert_eq!(count(&db).await, 4_511 + 5_000, "{backend}");
 
         // The sea-orm statements (for connections that are not sqlx pools)
         // run on either backend and skip stored events too.
@@ -859,7 +864,7 @@ async fn a_batch_is_stored_whole_or_not_at_all_and_only_once() {
             .execute_batch(query::insert_statements(db.backend(), &more))
             .await
             .unwrap();
-        assert_eq!(count(&db).await, 311 + 5_000 + 200, "{backend}");
+        assert_eq!(count(&db).await, 4_511 + 5_000 + 200, "{backend}");
         test_db.finish().await;
     }
 }
