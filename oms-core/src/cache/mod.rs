@@ -29,6 +29,7 @@
 
 mod flight;
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -176,18 +177,8 @@ impl ReadCache {
         sku: &str,
         load: impl Future<Output = Result<Cached, E>>,
     ) -> Result<Arc<Cached>, E> {
-        match self.product(sku) {
-            Some(hit) if !self.due(&hit, &self.product_reads, sku) => Ok(hit),
-            hit => {
-                let read = self.load_through(
-                    self.products.as_ref(),
-                    &self.product_reads,
-                    sku.to_owned(),
-                    load,
-                );
-                Self::or_still_valid(read.await, hit)
-            }
-        }
+        self.get_or_load(self.products.as_ref(), &self.product_reads, sku, load)
+            .await
     }
 
     /// The order `id` from the cache, else read by `load`; as
@@ -200,52 +191,35 @@ impl ReadCache {
         id: Uuid,
         load: impl Future<Output = Result<Cached, E>>,
     ) -> Result<Arc<Cached>, E> {
-        match self.order(&id) {
-            Some(hit) if !self.due(&hit, &self.order_reads, &id) => Ok(hit),
-            hit => {
-                let read = self.load_through(self.orders.as_ref(), &self.order_reads, id, load);
-                Self::or_still_valid(read.await, hit)
-            }
-        }
+        self.get_or_load(self.orders.as_ref(), &self.order_reads, &id, load)
+            .await
     }
 
-    /// Whether this request should read `hit` again: it is past
-    /// `renew_after` and no read of it is running.
-    fn due<K, Q>(&self, hit: &Cached, reads: &Flights<K>, key: &Q) -> bool
-    where
-        K: std::borrow::Borrow<Q> + Hash + Eq + Clone,
-        Q: Hash + Eq + ?Sized,
-    {
-        hit.read_at.elapsed() >= self.renew_after && !reads.is_running(key)
-    }
-
-    /// A renewal's outcome, or on its failure the entry it renewed.
-    fn or_still_valid<E>(
-        read: Result<Arc<Cached>, E>,
-        hit: Option<Arc<Cached>>,
-    ) -> Result<Arc<Cached>, E> {
-        match (read, hit) {
-            (Err(_), Some(hit)) => Ok(hit),
-            (read, _) => read,
-        }
-    }
-
-    /// A miss of `key`: `load`, or the read of it running at this epoch,
-    /// cached if no write came between.
-    async fn load_through<K, E>(
+    /// `key` from `cache` if it is there and not due for renewal, else
+    /// `load`'s value or that of the read of it already running, cached if
+    /// no write came between; a failed renewal serves the entry it renews.
+    async fn get_or_load<K, Q, E>(
         &self,
         cache: Option<&Cache<K, Arc<Cached>>>,
         reads: &Flights<K>,
-        key: K,
+        key: &Q,
         load: impl Future<Output = Result<Cached, E>>,
     ) -> Result<Arc<Cached>, E>
     where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
+        K: Borrow<Q> + Hash + Eq + Clone + Send + Sync + 'static,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
+        let hit = match self.count(cache.and_then(|c| c.get(key))) {
+            Some(hit) if hit.read_at.elapsed() < self.renew_after || reads.is_running(key) => {
+                return Ok(hit);
+            }
+            hit => hit,
+        };
         let epoch = self.epoch();
         let Some(cache) = cache else {
             return load.await.map(Arc::new);
         };
+        let key = key.to_owned();
         let read = async {
             let value = Arc::new(load.await?);
             if self.epoch() == epoch {
@@ -253,7 +227,10 @@ impl ReadCache {
             }
             Ok(value)
         };
-        reads.coalesce(&key, epoch, read).await
+        match (reads.coalesce(&key, epoch, read).await, hit) {
+            (Err(_), Some(hit)) => Ok(hit),
+            (read, _) => read,
+        }
     }
 
     /// The current epoch; take it before reading the database for a fill.
