@@ -134,14 +134,36 @@ impl ReadCache {
         found
     }
 
+    /// `key` in `cache`, counted as a hit or a miss.
+    fn lookup<K, Q>(&self, cache: Option<&Cache<K, Arc<Cached>>>, key: &Q) -> Option<Arc<Cached>>
+    where
+        K: Borrow<Q> + Hash + Eq + Send + Sync + 'static,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.count(cache.and_then(|c| c.get(key)))
+    }
+
+    /// Caches `value`, read at `epoch`, under `key` unless a write happened
+    /// since.
+    fn fill<K>(&self, cache: Option<&Cache<K, Arc<Cached>>>, key: K, epoch: u64, value: Arc<Cached>)
+    where
+        K: Hash + Eq + Send + Sync + 'static,
+    {
+        if let Some(cache) = cache
+            && self.epoch() == epoch
+        {
+            cache.insert(key, value);
+        }
+    }
+
     /// The cached product, if any.
     pub fn product(&self, sku: &str) -> Option<Arc<Cached>> {
-        self.count(self.products.as_ref().and_then(|c| c.get(sku)))
+        self.lookup(self.products.as_ref(), sku)
     }
 
     /// The cached order, if any.
     pub fn order(&self, id: &Uuid) -> Option<Arc<Cached>> {
-        self.count(self.orders.as_ref().and_then(|c| c.get(id)))
+        self.lookup(self.orders.as_ref(), id)
     }
 
     /// The product `sku` from the cache, else read by `load` and cached
@@ -209,22 +231,20 @@ impl ReadCache {
         K: Borrow<Q> + Hash + Eq + Clone + Send + Sync + 'static,
         Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     {
-        let hit = match self.count(cache.and_then(|c| c.get(key))) {
+        let hit = match self.lookup(cache, key) {
             Some(hit) if hit.read_at.elapsed() < self.renew_after || reads.is_running(key) => {
                 return Ok(hit);
             }
             hit => hit,
         };
-        let epoch = self.epoch();
-        let Some(cache) = cache else {
+        if cache.is_none() {
             return load.await.map(Arc::new);
-        };
+        }
+        let epoch = self.epoch();
         let key = key.to_owned();
         let read = async {
             let value = Arc::new(load.await?);
-            if self.epoch() == epoch {
-                cache.insert(key.clone(), value.clone());
-            }
+            self.fill(cache, key.clone(), epoch, value.clone());
             Ok(value)
         };
         match (reads.coalesce(&key, epoch, read).await, hit) {
@@ -240,20 +260,17 @@ impl ReadCache {
 
     /// Caches a product read at `epoch`, unless a write happened since.
     pub fn fill_product(&self, sku: &str, epoch: u64, value: Cached) {
-        if let Some(cache) = &self.products
-            && self.epoch() == epoch
-        {
-            cache.insert(sku.to_owned(), Arc::new(value));
-        }
+        self.fill(
+            self.products.as_ref(),
+            sku.to_owned(),
+            epoch,
+            Arc::new(value),
+        );
     }
 
     /// Caches an order read at `epoch`, unless a write happened since.
     pub fn fill_order(&self, id: Uuid, epoch: u64, value: Cached) {
-        if let Some(cache) = &self.orders
-            && self.epoch() == epoch
-        {
-            cache.insert(id, Arc::new(value));
-        }
+        self.fill(self.orders.as_ref(), id, epoch, Arc::new(value));
     }
 
     /// Forgets products changed by a write (call after it commits).
